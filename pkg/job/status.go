@@ -1,0 +1,88 @@
+package job
+
+import (
+	"time"
+)
+
+// SlurmView is what Slurm said about a job in one listing.
+type SlurmView struct {
+	Known  bool // the job is in Slurm's listing
+	State  State
+	Reason string
+	Node   string
+	Start  time.Time
+	End    time.Time
+}
+
+// Status is a job's observed state, combined from its spec, what Slurm says
+// and its result.json. It is what `ferry ls` and `ferry status` show.
+type Status struct {
+	ID        ID        `json:"id"`
+	Project   string    `json:"project"`
+	Name      string    `json:"name,omitempty"`
+	User      string    `json:"user"`
+	SlurmID   string    `json:"slurm_id,omitempty"`
+	State     State     `json:"state"`
+	Reason    string    `json:"reason,omitempty"`
+	ExitCode  *int      `json:"exit_code,omitempty"`
+	Node      string    `json:"node,omitempty"`
+	Image     string    `json:"image"`
+	Command   []string  `json:"command"`
+	Submitted time.Time `json:"submitted"`
+	Started   time.Time `json:"started,omitzero"`
+	Ended     time.Time `json:"ended,omitzero"`
+	Dir       string    `json:"dir"`
+}
+
+// LostAfter is how long a job may be missing from Slurm, without a result,
+// before it counts as lost (covers the moment between sbatch and squeue).
+const LostAfter = 60 * time.Second
+
+// Observe combines the three sources. slurmErr is non-nil when Slurm did not
+// answer: then a job without a result is unknown, never finished.
+func Observe(spec *Spec, slurmID string, sv SlurmView, slurmErr error, res *Result, now time.Time) Status {
+	st := Status{
+		ID: spec.ID, Project: spec.Project, Name: spec.Name, User: spec.User, SlurmID: slurmID,
+		Image: spec.Image, Command: spec.Command, Submitted: spec.Submitted, Dir: spec.Dir,
+		Node: sv.Node, Started: sv.Start, Ended: sv.End,
+	}
+	if res != nil && res.State.Terminal() {
+		st.State, st.Reason = res.State, res.Reason
+		code := res.ExitCode
+		if code >= 0 {
+			st.ExitCode = &code
+		}
+		st.Node, st.Started, st.Ended = res.Node, res.Started, res.Ended
+		// Slurm knows better why it stopped a job from outside.
+		if sv.Known {
+			switch sv.State {
+			case Timeout, NodeFail, Preempted:
+				st.State, st.Reason = sv.State, sv.Reason
+			}
+		}
+		return st
+	}
+	switch {
+	case slurmID == "":
+		st.State, st.Reason = Lost, "never reached Slurm: sbatch failed or was interrupted"
+	case slurmErr != nil:
+		st.State, st.Reason = Unknown, "Slurm did not answer: "+slurmErr.Error()
+	case sv.Known && sv.State.Terminal():
+		st.State, st.Reason = sv.State, sv.Reason
+		switch sv.State {
+		case Cancelled:
+			if sv.Start.IsZero() {
+				st.Reason = "cancelled before it started"
+			}
+		case Succeeded, Failed:
+			st.Reason = sv.Reason + " (no result.json was written: see slurm.out)"
+		}
+	case sv.Known:
+		st.State, st.Reason = sv.State, sv.Reason
+	case now.Sub(spec.Submitted) < LostAfter:
+		st.State, st.Reason = Queued, "submitted"
+	default:
+		st.State, st.Reason = Lost, "Slurm no longer knows this job and it left no result.json"
+	}
+	return st
+}

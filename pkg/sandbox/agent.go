@@ -1,0 +1,466 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// AllocationSource asks Slurm about a job. The agent never trusts the
+// caller's environment for this.
+type AllocationSource interface {
+	Allocation(ctx context.Context, slurmJobID string) (Allocation, error)
+}
+
+// Agent is the root daemon on a worker: the only process that talks to the
+// Docker Engine. Construct it with its fields set, then call Serve.
+type Agent struct {
+	Policy    *Policy
+	Engine    Engine
+	Slurm     AllocationSource
+	Log       *slog.Logger
+	StopGrace time.Duration
+	Ping      func(context.Context) error // Docker health; nil = not checked
+	// Reconcile is how often orphaned containers are looked for; 0 = 30 s.
+	Reconcile time.Duration
+
+	mu   sync.Mutex
+	runs map[string]*activeRun // by Slurm job id
+}
+
+type activeRun struct {
+	uid       int
+	container string
+	stop      chan struct{} // closed to ask for a stop
+	stopOnce  sync.Once
+	done      chan struct{} // closed when the run is over and cleaned up
+}
+
+func (r *activeRun) requestStop() { r.stopOnce.Do(func() { close(r.stop) }) }
+
+type peerKey struct{}
+
+// Listen opens the agent's unix socket at path, replacing a stale socket
+// file, and lets any local user connect (identity comes from SO_PEERCRED).
+func Listen(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("another agent is already listening on %s", path)
+	}
+	_ = os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o666); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
+func peerOf(c net.Conn) (Peer, error) {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return Peer{}, errors.New("not a unix socket")
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return Peer{}, err
+	}
+	var cred *syscall.Ucred
+	var credErr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, credErr = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
+	}); err != nil {
+		return Peer{}, err
+	}
+	if credErr != nil {
+		return Peer{}, credErr
+	}
+	return Peer{UID: int(cred.Uid), GID: int(cred.Gid), PID: int(cred.Pid)}, nil
+}
+
+// Serve answers on ln until ctx is done. On start it removes containers
+// that no client holds any more, and does so again periodically.
+func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
+	a.mu.Lock()
+	if a.runs == nil {
+		a.runs = map[string]*activeRun{}
+	}
+	a.mu.Unlock()
+	if a.Log == nil {
+		a.Log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	a.reconcile(ctx)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+pathHealth, a.handleHealth)
+	mux.HandleFunc("POST "+pathRun, a.handleRun)
+	mux.HandleFunc("POST "+pathStop, a.handleStop)
+	mux.HandleFunc("POST "+pathCleanup, a.handleCleanup)
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			p, err := peerOf(c)
+			if err != nil {
+				p = Peer{UID: -1, GID: -1}
+			}
+			return context.WithValue(ctx, peerKey{}, p)
+		},
+	}
+	every := a.Reconcile
+	if every <= 0 {
+		every = 30 * time.Second
+	}
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				a.reconcile(ctx)
+			}
+		}
+	}()
+	errC := make(chan error, 1)
+	go func() { errC <- srv.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+		// Stop every running container: a job must not outlive its agent
+		// unattended; its client records the reason.
+		a.mu.Lock()
+		for _, r := range a.runs {
+			r.requestStop()
+		}
+		a.mu.Unlock()
+		shut, cancel := context.WithTimeout(context.Background(), a.grace()+10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shut)
+		return nil
+	case err := <-errC:
+		return err
+	}
+}
+
+func (a *Agent) grace() time.Duration {
+	if a.StopGrace <= 0 {
+		return 5 * time.Second
+	}
+	return a.StopGrace
+}
+
+// reconcile removes every ferry container of this node that no live client
+// holds: connections do not survive the agent, so such a container's job
+// has already been told it failed.
+func (a *Agent) reconcile(ctx context.Context) {
+	list, err := a.Engine.List(ctx, map[string]string{LabelNode: a.Policy.Node})
+	if err != nil {
+		a.Log.Warn("reconcile: list containers", "err", err)
+		return
+	}
+	for _, c := range list {
+		sid := c.Labels[LabelSlurmJob]
+		a.mu.Lock()
+		r := a.runs[sid]
+		held := r != nil && r.container == c.ID
+		a.mu.Unlock()
+		if held {
+			continue
+		}
+		why := "no client holds it"
+		if alloc, err := a.Slurm.Allocation(ctx, sid); err == nil && alloc.State != "RUNNING" {
+			why = "its Slurm job is " + alloc.State
+		}
+		if err := a.Engine.Remove(ctx, c.ID, time.Second); err != nil {
+			a.Log.Warn("reconcile: remove", "container", short(c.ID), "slurm_job", sid, "err", err)
+			continue
+		}
+		a.Log.Info("reconcile: removed orphaned container", "container", short(c.ID), "slurm_job", sid,
+			"ferry_job", c.Labels[LabelJob], "reason", why)
+	}
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+func peerFrom(r *http.Request) Peer {
+	p, _ := r.Context().Value(peerKey{}).(Peer)
+	return p
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (a *Agent) handleHealth(w http.ResponseWriter, r *http.Request) {
+	h := Health{OK: true, Node: a.Policy.Node, Docker: "ok"}
+	if a.Ping != nil {
+		if err := a.Ping(r.Context()); err != nil {
+			h.OK, h.Docker = false, err.Error()
+		}
+	}
+	a.mu.Lock()
+	h.Running = len(a.runs)
+	a.mu.Unlock()
+	code := http.StatusOK
+	if !h.OK {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, h)
+}
+
+func (a *Agent) refuse(w http.ResponseWriter, peer Peer, req Request, err error) {
+	a.Log.Warn("run refused", "uid", peer.UID, "pid", peer.PID, "slurm_job", req.SlurmJobID,
+		"job_dir", req.JobDir, "image", req.Image, "decision", "refused", "reason", err.Error())
+	writeJSON(w, http.StatusForbidden, map[string]string{"error": err.Error()})
+}
+
+func (a *Agent) handleRun(w http.ResponseWriter, r *http.Request) {
+	peer := peerFrom(r)
+	var req Request
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		a.refuse(w, peer, req, refuse("malformed request: %v", err))
+		return
+	}
+	if peer.UID < 0 {
+		a.refuse(w, peer, req, refuse("cannot identify the caller"))
+		return
+	}
+	alloc, err := a.Slurm.Allocation(r.Context(), req.SlurmJobID)
+	if err != nil {
+		a.refuse(w, peer, req, refuse("cannot verify Slurm job %q: %v", req.SlurmJobID, err))
+		return
+	}
+	spec, err := a.Policy.Decide(req, peer, alloc)
+	if err != nil {
+		a.refuse(w, peer, req, err)
+		return
+	}
+	run := &activeRun{uid: peer.UID, stop: make(chan struct{}), done: make(chan struct{})}
+	a.mu.Lock()
+	if _, busy := a.runs[req.SlurmJobID]; busy {
+		a.mu.Unlock()
+		a.refuse(w, peer, req, refuse("Slurm job %s already has a container on this node", req.SlurmJobID))
+		return
+	}
+	a.runs[req.SlurmJobID] = run
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		delete(a.runs, req.SlurmJobID)
+		a.mu.Unlock()
+		close(run.done)
+	}()
+	log := a.Log.With("uid", peer.UID, "slurm_job", req.SlurmJobID, "ferry_job", string(alloc.FerryID), "image", req.Image)
+	log.Info("run allowed", "decision", "allowed", "cpus", alloc.CPUs, "mem_bytes", alloc.MemBytes, "gpus", alloc.GPUs, "network", spec.Network)
+
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	fw := &frameWriter{w: w, rc: http.NewResponseController(w)}
+
+	// Docker calls outlive the request: the container must be cleaned up
+	// even when the client is gone.
+	bg := context.WithoutCancel(r.Context())
+	c, err := a.Engine.Start(bg, spec, fw)
+	if err != nil {
+		log.Error("start failed", "err", err)
+		fw.frame(Frame{Type: "error", Error: err.Error()})
+		return
+	}
+	a.mu.Lock()
+	run.container = c.ID
+	a.mu.Unlock()
+	fw.frame(Frame{Type: "started", Container: c.ID})
+
+	exitC := make(chan Exit, 1)
+	waitErr := make(chan error, 1)
+	go func() {
+		e, err := a.Engine.Wait(bg, c)
+		if err != nil {
+			waitErr <- err
+			return
+		}
+		exitC <- e
+	}()
+	stopped := false
+	var exit Exit
+	select {
+	case exit = <-exitC:
+	case err := <-waitErr:
+		log.Error("wait failed", "err", err)
+		_ = a.Engine.Remove(bg, c.ID, a.grace())
+		fw.frame(Frame{Type: "error", Error: err.Error()})
+		return
+	case <-run.stop:
+		stopped = true
+		log.Info("stopping container on request", "container", short(c.ID))
+	case <-r.Context().Done():
+		_ = a.Engine.Remove(bg, c.ID, a.grace())
+		log.Warn("client went away; container stopped and removed", "container", short(c.ID))
+		return
+	}
+	if stopped {
+		if err := a.Engine.Remove(bg, c.ID, a.grace()); err != nil {
+			log.Error("remove", "err", err)
+		}
+		select {
+		case exit = <-exitC:
+		case err := <-waitErr:
+			exit = Exit{Code: 137, ImageDigest: c.ImageDigest, Ended: time.Now()}
+			log.Warn("wait after stop", "err", err)
+		case <-time.After(a.grace() + 15*time.Second):
+			exit = Exit{Code: 137, ImageDigest: c.ImageDigest, Ended: time.Now()}
+		}
+		exit.Stopped = true
+	} else if err := a.Engine.Remove(bg, c.ID, 0); err != nil {
+		log.Error("remove", "err", err)
+	}
+	log.Info("container ended", "container", short(c.ID), "exit_code", exit.Code, "oom_killed", exit.OOMKilled, "stopped", exit.Stopped)
+	fw.frame(Frame{Type: "exit", Exit: &exit})
+}
+
+func (a *Agent) handleStop(w http.ResponseWriter, r *http.Request) {
+	peer := peerFrom(r)
+	var ref JobRef
+	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&ref); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "malformed request"})
+		return
+	}
+	a.mu.Lock()
+	run := a.runs[ref.SlurmJobID]
+	a.mu.Unlock()
+	if run == nil {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no container for Slurm job " + ref.SlurmJobID + " on this node"})
+		return
+	}
+	if run.uid != peer.UID && peer.UID != 0 {
+		a.Log.Warn("stop refused", "uid", peer.UID, "slurm_job", ref.SlurmJobID, "reason", "not the job's owner")
+		writeJSON(w, http.StatusForbidden, map[string]string{"error": "refused: not your job"})
+		return
+	}
+	run.requestStop()
+	select {
+	case <-run.done:
+	case <-time.After(a.grace() + 20*time.Second):
+	case <-r.Context().Done():
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"stopped": true})
+}
+
+func (a *Agent) handleCleanup(w http.ResponseWriter, r *http.Request) {
+	peer := peerFrom(r)
+	var ref JobRef
+	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&ref); err != nil || ref.SlurmJobID == "" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "malformed request"})
+		return
+	}
+	if peer.UID != 0 {
+		a.Log.Warn("cleanup refused", "uid", peer.UID, "slurm_job", ref.SlurmJobID, "reason", "only root (the Slurm epilog) may clean up")
+		writeJSON(w, http.StatusForbidden, map[string]string{"error": "refused: only root (the Slurm epilog) may clean up"})
+		return
+	}
+	a.mu.Lock()
+	run := a.runs[ref.SlurmJobID]
+	a.mu.Unlock()
+	if run != nil {
+		run.requestStop()
+		select {
+		case <-run.done:
+		case <-time.After(a.grace() + 20*time.Second):
+		}
+	}
+	n, err := RemoveJobContainers(r.Context(), a.Engine, a.Policy.Node, ref.SlurmJobID)
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+		return
+	}
+	if n > 0 {
+		a.Log.Info("epilog cleanup removed containers", "slurm_job", ref.SlurmJobID, "removed", n)
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"removed": n})
+}
+
+// RemoveJobContainers removes every container labelled with the Slurm job
+// id on node ("" = any node). The epilog uses it directly when the agent is
+// down.
+func RemoveJobContainers(ctx context.Context, e Engine, node, slurmJobID string) (int, error) {
+	labels := map[string]string{LabelSlurmJob: slurmJobID}
+	if node != "" {
+		labels[LabelNode] = node
+	}
+	list, err := e.List(ctx, labels)
+	if err != nil {
+		return 0, err
+	}
+	var errs []error
+	n := 0
+	for _, c := range list {
+		if err := e.Remove(ctx, c.ID, time.Second); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
+}
+
+// frameWriter turns the container's output into "out" frames, flushed as
+// they are written so the job's log follows in real time.
+type frameWriter struct {
+	mu  sync.Mutex
+	w   io.Writer
+	rc  *http.ResponseController
+	err error
+}
+
+func (f *frameWriter) Write(p []byte) (int, error) {
+	for off := 0; off < len(p); off += 32 << 10 {
+		end := min(off+32<<10, len(p))
+		f.frame(Frame{Type: "out", Data: p[off:end]})
+	}
+	return len(p), nil
+}
+
+func (f *frameWriter) frame(fr Frame) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return
+	}
+	b, err := json.Marshal(fr)
+	if err != nil {
+		f.err = err
+		return
+	}
+	if _, err := f.w.Write(append(b, '\n')); err != nil {
+		f.err = err
+		return
+	}
+	if err := f.rc.Flush(); err != nil {
+		f.err = err
+	}
+}

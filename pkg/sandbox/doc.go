@@ -1,0 +1,9 @@
+// Package sandbox owns the single-use container a job runs in: the policy
+// that turns a job's request into a locked-down container spec, the Engine
+// seam in front of the Docker Engine API, the root agent that is the only
+// process on a worker to touch the Docker socket, its client, and the
+// `ferry sandbox run` logic that runs inside the Slurm job as the user.
+//
+// It does not pack bundles (package bundle), talk Slurm's command language
+// (package slurm) or know the job dir layout beyond package job.
+package sandbox

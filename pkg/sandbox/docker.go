@@ -1,0 +1,208 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/errdefs"
+	"github.com/docker/docker/pkg/stdcopy"
+)
+
+// Docker is the Engine backed by the Docker Engine API (never the docker
+// CLI). The API version is negotiated, so old and new daemons both work.
+type Docker struct {
+	cli *client.Client
+
+	mu     sync.Mutex
+	copies map[string]chan struct{} // container id → closed when output is drained
+}
+
+// NewDocker connects to the daemon named by DOCKER_HOST, or the default socket.
+func NewDocker() (*Docker, error) {
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, fmt.Errorf("docker client: %w", err)
+	}
+	return &Docker{cli: cli, copies: map[string]chan struct{}{}}, nil
+}
+
+// Ping checks the daemon answers.
+func (d *Docker) Ping(ctx context.Context) error {
+	_, err := d.cli.Ping(ctx)
+	return err
+}
+
+// Close releases the client.
+func (d *Docker) Close() error { return d.cli.Close() }
+
+func (d *Docker) Start(ctx context.Context, spec ContainerSpec, out io.Writer) (Container, error) {
+	img, err := d.cli.ImageInspect(ctx, spec.Image)
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return Container{}, fmt.Errorf("image %s is not on this worker: ask an admin to build it", spec.Image)
+		}
+		return Container{}, fmt.Errorf("inspect image %s: %w", spec.Image, err)
+	}
+	init := true
+	cfg := &container.Config{
+		Image:           spec.Image,
+		Cmd:             spec.Cmd,
+		Env:             spec.Env,
+		User:            spec.User,
+		WorkingDir:      spec.WorkingDir,
+		Labels:          spec.Labels,
+		AttachStdout:    true,
+		AttachStderr:    true,
+		NetworkDisabled: spec.Network == "none",
+		StopSignal:      "SIGTERM",
+	}
+	tmpfs := "rw,nosuid,nodev,mode=1777"
+	if spec.TmpfsSize > 0 {
+		tmpfs += ",size=" + strconv.FormatInt(spec.TmpfsSize, 10)
+	}
+	pids := spec.PidsLimit
+	host := &container.HostConfig{
+		NetworkMode:    container.NetworkMode(spec.Network),
+		ReadonlyRootfs: true,
+		Tmpfs:          map[string]string{"/tmp": tmpfs},
+		CapDrop:        []string{"ALL"},
+		CapAdd:         spec.CapAdd,
+		SecurityOpt:    []string{"no-new-privileges"},
+		Init:           &init,
+		IpcMode:        container.IPCModePrivate,
+		Resources: container.Resources{
+			NanoCPUs:   spec.NanoCPUs,
+			Memory:     spec.MemoryBytes,
+			MemorySwap: spec.MemoryBytes, // no swap beyond the allocation
+			PidsLimit:  &pids,
+		},
+	}
+	if spec.GPUs > 0 {
+		host.Resources.DeviceRequests = []container.DeviceRequest{{
+			Driver: "nvidia", Count: spec.GPUs, Capabilities: [][]string{{"gpu"}},
+		}}
+	}
+	for _, m := range spec.Mounts {
+		host.Mounts = append(host.Mounts, mount.Mount{
+			Type: mount.TypeBind, Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly,
+			BindOptions: &mount.BindOptions{NonRecursive: true},
+		})
+	}
+	created, err := d.cli.ContainerCreate(ctx, cfg, host, nil, nil, spec.Name)
+	if err != nil {
+		return Container{}, fmt.Errorf("create container: %w", err)
+	}
+	c := Container{ID: created.ID, ImageDigest: img.ID}
+	att, err := d.cli.ContainerAttach(ctx, created.ID, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
+	if err != nil {
+		d.removeQuietly(created.ID)
+		return Container{}, fmt.Errorf("attach container: %w", err)
+	}
+	done := make(chan struct{})
+	d.mu.Lock()
+	d.copies[created.ID] = done
+	d.mu.Unlock()
+	go func() {
+		defer close(done)
+		defer att.Close()
+		_, _ = stdcopy.StdCopy(out, out, att.Reader)
+	}()
+	if err := d.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+		att.Close()
+		d.removeQuietly(created.ID)
+		return Container{}, fmt.Errorf("start container: %w", err)
+	}
+	return c, nil
+}
+
+func (d *Docker) removeQuietly(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_ = d.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true})
+}
+
+func (d *Docker) Wait(ctx context.Context, c Container) (Exit, error) {
+	waitC, errC := d.cli.ContainerWait(ctx, c.ID, container.WaitConditionNotRunning)
+	var code int64
+	select {
+	case w := <-waitC:
+		if w.Error != nil && w.Error.Message != "" {
+			return Exit{}, fmt.Errorf("wait for container: %s", w.Error.Message)
+		}
+		code = w.StatusCode
+	case err := <-errC:
+		return Exit{}, fmt.Errorf("wait for container: %w", err)
+	}
+	d.mu.Lock()
+	done := d.copies[c.ID]
+	delete(d.copies, c.ID)
+	d.mu.Unlock()
+	if done != nil {
+		select { // the attach stream closes when the container exits
+		case <-done:
+		case <-time.After(10 * time.Second):
+		}
+	}
+	exit := Exit{Code: int(code), ImageDigest: c.ImageDigest}
+	info, err := d.cli.ContainerInspect(ctx, c.ID)
+	if err != nil {
+		return exit, nil
+	}
+	if info.State != nil {
+		exit.OOMKilled = info.State.OOMKilled
+		exit.Started, _ = time.Parse(time.RFC3339Nano, info.State.StartedAt)
+		exit.Ended, _ = time.Parse(time.RFC3339Nano, info.State.FinishedAt)
+	}
+	return exit, nil
+}
+
+func (d *Docker) Remove(ctx context.Context, id string, grace time.Duration) error {
+	secs := int(grace.Round(time.Second) / time.Second)
+	if err := d.cli.ContainerStop(ctx, id, container.StopOptions{Timeout: &secs}); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsNotModified(err) {
+		// stop failed: force removal below still kills it
+		_ = err
+	}
+	err := d.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true})
+	if err != nil && !errdefs.IsNotFound(err) && !isRemovalInProgress(err) {
+		return fmt.Errorf("remove container %.12s: %w", id, err)
+	}
+	return nil
+}
+
+func isRemovalInProgress(err error) bool {
+	return errdefs.IsConflict(err)
+}
+
+func (d *Docker) List(ctx context.Context, labels map[string]string) ([]ContainerInfo, error) {
+	args := filters.NewArgs()
+	for k, v := range labels {
+		if v == "" {
+			args.Add("label", k)
+		} else {
+			args.Add("label", k+"="+v)
+		}
+	}
+	list, err := d.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: args})
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	out := make([]ContainerInfo, 0, len(list))
+	for _, c := range list {
+		out = append(out, ContainerInfo{ID: c.ID, Labels: c.Labels, Running: c.State == "running"})
+	}
+	return out, nil
+}
+
+var _ Engine = (*Docker)(nil)
+
+// errRefused marks a request the policy refused, as opposed to a failure.
+var errRefused = errors.New("refused")
