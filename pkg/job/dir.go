@@ -33,5 +33,5 @@ func (d Dir) SlurmOut() string { return filepath.Join(string(d), SlurmOut) }
 func (d Dir) Log() string      { return filepath.Join(string(d), LogFile) }
 func (d Dir) Result() string   { return filepath.Join(string(d), ResultFile) }
 func (d Dir) Outputs() string  { return filepath.Join(string(d), OutputsDir) }
-func (d Dir) Metrics() string  { return filepath.Join(string(d), MetricsFile) }
+func (d Dir) Metrics() string  { return filepath.Join(string(d), OutputsDir, MetricsFile) }
 func (d Dir) SlurmID() string  { return filepath.Join(string(d), SlurmIDFile) }

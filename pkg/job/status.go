@@ -53,11 +53,14 @@ func Observe(spec *Spec, slurmID string, sv SlurmView, slurmErr error, res *Resu
 			st.ExitCode = &code
 		}
 		st.Node, st.Started, st.Ended = res.Node, res.Started, res.Ended
-		// Slurm knows better why it stopped a job from outside.
+		// Slurm knows better why it stopped a job from outside, and the
+		// epilog only records that the sandbox could not.
 		if sv.Known {
-			switch sv.State {
-			case Timeout, NodeFail, Preempted:
+			switch {
+			case sv.State == Timeout || sv.State == NodeFail || sv.State == Preempted:
 				st.State, st.Reason = sv.State, sv.Reason
+			case res.WrittenBy == "epilog" && sv.State.Terminal():
+				st.State = sv.State
 			}
 		}
 		return st

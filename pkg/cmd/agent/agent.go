@@ -1,0 +1,146 @@
+// Package agent is `ferry agent`, the root daemon on every worker.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-hpc/ferry/pkg/cmd/factory"
+	"github.com/ferry-hpc/ferry/pkg/job"
+	sb "github.com/ferry-hpc/ferry/pkg/sandbox"
+	"github.com/ferry-hpc/ferry/pkg/slurm"
+)
+
+// Options are agent's flags.
+type Options struct {
+	F      *factory.Factory
+	Node   string
+	Socket string
+	Health bool
+}
+
+// NewCmdAgent builds `ferry agent`.
+func NewCmdAgent(f *factory.Factory) *cobra.Command {
+	o := &Options{F: f}
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run the worker's sandbox agent (root daemon; admins only)",
+		Long: `Run the sandbox agent of one worker. It is the only process on the worker
+that talks to the Docker Engine. Jobs ask it for their container over a
+unix socket (agent_socket in the config, "%n" = the node name); the caller
+is identified by the kernel (SO_PEERCRED), and every request is checked
+against Slurm (the job runs here, for this caller), the image allowlist,
+and the cluster's mount, network and capability rules. Every decision is
+logged as a JSON line on stderr.
+
+When a job's connection drops (scancel, a killed batch script) the agent
+stops and removes its container; on start and every 30 s it removes
+containers that no job holds any more.
+
+--health asks a running agent for its health and exits 0 when healthy.`,
+		Example: "  ferry agent --node w1\n  ferry agent --node w1 --health",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return run(cmd.Context(), o)
+		},
+	}
+	cmd.Flags().StringVar(&o.Node, "node", "", "this worker's Slurm node name (default: the short hostname)")
+	cmd.Flags().StringVar(&o.Socket, "socket", "", "socket path (default: agent_socket from the config)")
+	cmd.Flags().BoolVar(&o.Health, "health", false, "check a running agent's health instead of starting one")
+	return cmd
+}
+
+func run(ctx context.Context, o *Options) error {
+	cfg, err := o.F.Config()
+	if err != nil {
+		return err
+	}
+	node := o.Node
+	if node == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return err
+		}
+		node, _, _ = strings.Cut(h, ".")
+	}
+	socket := o.Socket
+	if socket == "" {
+		socket = cfg.AgentSocketFor(node)
+	}
+	if o.Health {
+		h, err := (&sb.AgentClient{Socket: socket}).Health(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(o.F.IO.Out, "node %s: ok=%v docker=%s running=%d\n", h.Node, h.OK, h.Docker, h.Running)
+		if !h.OK {
+			return &factory.ExitError{Code: 1, Silent: true}
+		}
+		return nil
+	}
+	if os.Geteuid() != 0 {
+		return factory.Usagef("ferry agent must run as root: it alone holds the Docker socket")
+	}
+	docker, err := sb.NewDocker()
+	if err != nil {
+		return err
+	}
+	defer docker.Close()
+	if err := docker.Ping(ctx); err != nil {
+		return fmt.Errorf("docker engine: %w", err)
+	}
+	ln, err := sb.Listen(socket)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", socket, err)
+	}
+	defer os.Remove(socket)
+	log := slog.New(slog.NewJSONHandler(o.F.IO.ErrOut, nil)).With("node", node)
+	log.Info("agent listening", "socket", socket, "images", cfg.Images)
+	a := &sb.Agent{
+		Policy: &sb.Policy{
+			Node:           node,
+			Images:         cfg.Images,
+			Networks:       cfg.Networks,
+			ReadOnlyMounts: cfg.ReadOnlyMounts,
+			ScratchDir:     cfg.ScratchDir,
+			Perfmon:        cfg.Perfmon,
+			PidsLimit:      cfg.PidsLimit,
+			TmpfsSize:      512 << 20,
+		},
+		Engine:    docker,
+		Slurm:     Allocations{Client: o.F.Slurm()},
+		Log:       log,
+		StopGrace: cfg.StopGrace.Duration(),
+		Ping:      docker.Ping,
+	}
+	err = a.Serve(ctx, ln)
+	log.Info("agent stopped")
+	return err
+}
+
+// Allocations adapts the Slurm client to the agent's AllocationSource.
+type Allocations struct{ Client *slurm.Client }
+
+// Allocation implements sandbox.AllocationSource.
+func (s Allocations) Allocation(ctx context.Context, id string) (sb.Allocation, error) {
+	a, err := s.Client.Allocation(ctx, id)
+	if err != nil {
+		if errors.Is(err, slurm.ErrNoSuchJob) {
+			return sb.Allocation{}, fmt.Errorf("Slurm does not know job %s", id)
+		}
+		return sb.Allocation{}, err
+	}
+	out := sb.Allocation{SlurmJobID: a.ID, UID: a.UID, State: a.State, Nodes: a.Nodes, CPUs: a.CPUs, MemBytes: a.MemBytes, GPUs: a.GPUs}
+	if rest, ok := strings.CutPrefix(a.Comment, "ferry:"); ok {
+		if id, err := job.ParseID(rest); err == nil {
+			out.FerryID = id
+		}
+	}
+	return out, nil
+}

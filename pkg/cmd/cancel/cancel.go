@@ -1,0 +1,77 @@
+// Package cancel is `ferry cancel`.
+package cancel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-hpc/ferry/pkg/cmd/factory"
+)
+
+// Options are cancel's arguments.
+type Options struct {
+	F    *factory.Factory
+	Refs []string
+}
+
+// NewCmdCancel builds `ferry cancel ID...`.
+func NewCmdCancel(f *factory.Factory, runF func(context.Context, *Options) error) *cobra.Command {
+	o := &Options{F: f}
+	cmd := &cobra.Command{
+		Use:     "cancel ID...",
+		Aliases: []string{"stop"},
+		Short:   "Cancel jobs (queued or running)",
+		Long: `Cancel jobs with scancel. A running job's container is stopped (SIGTERM,
+then SIGKILL after the grace period) and removed, and the job ends as
+'cancelled', not 'failed'. Its log and outputs so far stay in the job dir.
+
+` + factory.ExitCodesHelp,
+		Example: "  ferry cancel 01jd4k\n  ferry cancel 4242 4243",
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Refs = args
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return runCancel(cmd.Context(), o)
+		},
+	}
+	return cmd
+}
+
+func runCancel(ctx context.Context, o *Options) error {
+	obs, err := o.F.Observer()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, ref := range o.Refs {
+		d, err := o.F.Resolve(ctx, ref)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		st, err := obs.Status(ctx, d)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if st.State.Terminal() {
+			fmt.Fprintf(o.F.IO.ErrOut, "job %s already ended (%s); nothing to cancel\n", st.ID.Short(), st.State)
+			continue
+		}
+		if st.SlurmID == "" {
+			errs = append(errs, fmt.Errorf("job %s has no Slurm job to cancel", st.ID.Short()))
+			continue
+		}
+		if err := o.F.Slurm().Cancel(ctx, []string{st.SlurmID}, ""); err != nil {
+			errs = append(errs, fmt.Errorf("cancel job %s: %w", st.ID.Short(), err))
+			continue
+		}
+		fmt.Fprintln(o.F.IO.Out, st.ID)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,82 @@
+// Package rm is `ferry rm`.
+package rm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-hpc/ferry/pkg/cmd/factory"
+)
+
+// Options are rm's arguments.
+type Options struct {
+	F    *factory.Factory
+	Refs []string
+}
+
+// NewCmdRm builds `ferry rm ID...`.
+func NewCmdRm(f *factory.Factory, runF func(context.Context, *Options) error) *cobra.Command {
+	o := &Options{F: f}
+	cmd := &cobra.Command{
+		Use:     "rm ID...",
+		Aliases: []string{"delete"},
+		Short:   "Delete finished jobs and all their files",
+		Long: `Delete finished jobs: the whole job dir (bundle, log, outputs, result) is
+removed. A job that is still queued or running is refused: cancel it
+first. Copy what you want to keep with 'ferry get' before.
+
+` + factory.ExitCodesHelp,
+		Example: "  ferry rm 01jd4k\n  ferry ls --state failed -o json | jq -r '.[].id' | xargs ferry rm",
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Refs = args
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return runRm(cmd.Context(), o)
+		},
+	}
+	return cmd
+}
+
+func runRm(ctx context.Context, o *Options) error {
+	obs, err := o.F.Observer()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, ref := range o.Refs {
+		d, err := o.F.Resolve(ctx, ref)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		st, err := obs.Status(ctx, d)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !st.State.Terminal() {
+			errs = append(errs, fmt.Errorf("job %s is %s: cancel it first with 'ferry cancel %s'", st.ID.Short(), st.State, st.ID.Short()))
+			continue
+		}
+		// Rename first so the job disappears at once, even if removing a
+		// large outputs dir takes a while or is interrupted.
+		trash := filepath.Join(filepath.Dir(d.Path()), ".rm-"+string(st.ID))
+		if err := os.Rename(d.Path(), trash); err != nil {
+			errs = append(errs, fmt.Errorf("remove job %s: %w", st.ID.Short(), err))
+			continue
+		}
+		if err := os.RemoveAll(trash); err != nil {
+			errs = append(errs, fmt.Errorf("remove job %s: %w", st.ID.Short(), err))
+			continue
+		}
+		fmt.Fprintln(o.F.IO.Out, st.ID)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,96 @@
+// Package root assembles ferry's command tree and runs it.
+package root
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-hpc/ferry/pkg/cmd/agent"
+	"github.com/ferry-hpc/ferry/pkg/cmd/cancel"
+	"github.com/ferry-hpc/ferry/pkg/cmd/clearqueue"
+	"github.com/ferry-hpc/ferry/pkg/cmd/epilog"
+	"github.com/ferry-hpc/ferry/pkg/cmd/factory"
+	"github.com/ferry-hpc/ferry/pkg/cmd/get"
+	"github.com/ferry-hpc/ferry/pkg/cmd/initcmd"
+	"github.com/ferry-hpc/ferry/pkg/cmd/logs"
+	"github.com/ferry-hpc/ferry/pkg/cmd/ls"
+	"github.com/ferry-hpc/ferry/pkg/cmd/rm"
+	"github.com/ferry-hpc/ferry/pkg/cmd/sandbox"
+	"github.com/ferry-hpc/ferry/pkg/cmd/status"
+	"github.com/ferry-hpc/ferry/pkg/cmd/submit"
+	"github.com/ferry-hpc/ferry/pkg/cmd/version"
+)
+
+// NewCmdRoot builds the `ferry` command with every subcommand.
+func NewCmdRoot(f *factory.Factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "ferry",
+		Short: "Run your code on the cluster's Slurm workers, alone, in a sandbox",
+		Long: `ferry runs a project dir (or, from Python, a function call) as a Slurm job
+on an exclusive worker, in a single-use sandbox container, and brings the
+results back.
+
+Start with:
+  ferry init hello                 # an example project
+  ferry submit --wait -f hello     # run it, stream its log
+  ferry ls                         # your jobs
+  ferry get ID                     # its outputs, log and result
+
+A job ID is ferry's id, any unique prefix of it, or the Slurm job id.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       f.Version,
+	}
+	cmd.SetOut(f.IO.Out)
+	cmd.SetErr(f.IO.ErrOut)
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &factory.UsageError{Err: err}
+	})
+	cmd.AddGroup(&cobra.Group{ID: "jobs", Title: "Jobs:"}, &cobra.Group{ID: "admin", Title: "Cluster (admins):"})
+	for _, c := range []*cobra.Command{
+		initcmd.NewCmdInit(f, nil),
+		submit.NewCmdSubmit(f, nil),
+		ls.NewCmdLs(f, nil),
+		status.NewCmdStatus(f, nil),
+		logs.NewCmdLogs(f, nil),
+		cancel.NewCmdCancel(f, nil),
+		get.NewCmdGet(f, nil),
+		rm.NewCmdRm(f, nil),
+		clearqueue.NewCmdClearQueue(f, nil),
+	} {
+		c.GroupID = "jobs"
+		cmd.AddCommand(c)
+	}
+	a := agent.NewCmdAgent(f)
+	a.GroupID = "admin"
+	cmd.AddCommand(a, version.NewCmdVersion(f), sandbox.NewCmdSandbox(f), epilog.NewCmdEpilog(f))
+	return cmd
+}
+
+// Main runs ferry with the process's arguments and returns the exit code.
+func Main(version string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	f := factory.New(version)
+	cmd := NewCmdRoot(f)
+	err := cmd.ExecuteContext(ctx)
+	if err != nil && !factory.Silent(err) {
+		fmt.Fprintln(f.IO.ErrOut, "ferry: "+oneLine(err))
+		var ue *factory.UsageError
+		if errors.As(err, &ue) && strings.Contains(err.Error(), "flag") {
+			fmt.Fprintln(f.IO.ErrOut, "Run 'ferry --help' or 'ferry COMMAND --help' for usage.")
+		}
+	}
+	return factory.ExitCode(err)
+}
+
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
+}
+

@@ -1,0 +1,100 @@
+// Package sandbox is the hidden `ferry sandbox run`, what job.sbatch runs
+// on the worker as the user.
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-hpc/ferry/pkg/bundle"
+	"github.com/ferry-hpc/ferry/pkg/cmd/factory"
+	"github.com/ferry-hpc/ferry/pkg/job"
+	sb "github.com/ferry-hpc/ferry/pkg/sandbox"
+)
+
+// Options are sandbox run's flags.
+type Options struct {
+	F      *factory.Factory
+	JobDir string
+}
+
+// NewCmdSandbox builds the hidden `ferry sandbox` group.
+func NewCmdSandbox(f *factory.Factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:    "sandbox",
+		Short:  "Run a job's sandbox (used by job.sbatch on the worker)",
+		Hidden: true,
+	}
+	cmd.AddCommand(newCmdRun(f, nil))
+	return cmd
+}
+
+func newCmdRun(f *factory.Factory, runF func(context.Context, *Options) error) *cobra.Command {
+	o := &Options{F: f}
+	cmd := &cobra.Command{
+		Use:   "run --job-dir DIR",
+		Short: "Run one job in its sandbox container, inside its Slurm job",
+		Long: `Run inside a Slurm batch job, as the submitting user: unpack the bundle
+into node-local scratch, ask this worker's ferry agent for the container,
+write its output to DIR/log, and record how it ended in DIR/result.json.
+SIGTERM (scancel, the time limit) stops the container and records
+cancelled or timeout. Exits with the job's exit code.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return run(cmd.Context(), o)
+		},
+	}
+	cmd.Flags().StringVar(&o.JobDir, "job-dir", "", "the job dir")
+	_ = cmd.MarkFlagRequired("job-dir")
+	return cmd
+}
+
+func run(ctx context.Context, o *Options) error {
+	cfg, err := o.F.Config()
+	if err != nil {
+		return err
+	}
+	slurmID := os.Getenv("SLURM_JOB_ID")
+	node := os.Getenv("SLURMD_NODENAME")
+	if slurmID == "" || node == "" {
+		return factory.Usagef("ferry sandbox run runs inside a Slurm job (SLURM_JOB_ID and SLURMD_NODENAME are not set); submit with 'ferry submit'")
+	}
+	dir, err := filepath.Abs(o.JobDir)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(o.F.IO.ErrOut, nil))
+	launcher := &sb.AgentClient{Socket: cfg.AgentSocketFor(node), StopGrace: cfg.StopGrace.Duration()}
+	res, err := sb.Run(ctx, sb.RunOptions{
+		JobDir:      job.Dir(dir),
+		SlurmJobID:  slurmID,
+		Node:        node,
+		ScratchRoot: cfg.ScratchDir,
+		Launcher:    launcher,
+		Unpack: func(ctx context.Context, r io.Reader, dest string) error {
+			return bundle.Unpack(ctx, r, dest, bundle.UnpackOptions{})
+		},
+		Log: log,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(o.F.IO.ErrOut, "ferry: job %s %s: %s\n", job.Dir(dir).ID().Short(), res.State, res.Reason)
+	switch {
+	case res.State == job.Succeeded:
+		return nil
+	case res.ExitCode > 0 && res.ExitCode < 256:
+		return &factory.ExitError{Code: res.ExitCode, Silent: true}
+	default:
+		return &factory.ExitError{Code: 1, Silent: true}
+	}
+}

@@ -1,0 +1,90 @@
+// Package status is `ferry status`.
+package status
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-hpc/ferry/pkg/cmd/factory"
+	"github.com/ferry-hpc/ferry/pkg/cmd/output"
+)
+
+// Options are status's flags.
+type Options struct {
+	F      *factory.Factory
+	Ref    string
+	Output output.Format
+}
+
+// NewCmdStatus builds `ferry status ID`.
+func NewCmdStatus(f *factory.Factory, runF func(context.Context, *Options) error) *cobra.Command {
+	o := &Options{F: f}
+	cmd := &cobra.Command{
+		Use:   "status ID",
+		Short: "Show one job's state, reason, exit code and times",
+		Long: `Show one job's state. ID is ferry's job id, a unique prefix of it, or
+the Slurm job id.
+
+` + factory.ExitCodesHelp,
+		Example: "  ferry status 01jd4k\n  ferry status -o json 4242",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Ref = args[0]
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return runStatus(cmd.Context(), o)
+		},
+	}
+	output.AddFlag(cmd, &o.Output)
+	return cmd
+}
+
+func runStatus(ctx context.Context, o *Options) error {
+	d, err := o.F.Resolve(ctx, o.Ref)
+	if err != nil {
+		return err
+	}
+	obs, err := o.F.Observer()
+	if err != nil {
+		return err
+	}
+	st, err := obs.Status(ctx, d)
+	if err != nil {
+		return err
+	}
+	if o.Output == output.JSON {
+		return output.WriteJSON(o.F.IO.Out, st)
+	}
+	w := o.F.IO.Out
+	code := "-"
+	if st.ExitCode != nil {
+		code = fmt.Sprint(*st.ExitCode)
+	}
+	rows := [][2]string{
+		{"id", string(st.ID)}, {"project", st.Project}, {"name", st.Name},
+		{"state", string(st.State)}, {"reason", st.Reason}, {"exit code", code},
+		{"slurm job", st.SlurmID}, {"node", st.Node}, {"image", st.Image},
+		{"command", strings.Join(st.Command, " ")},
+		{"submitted", fmtTime(st.Submitted)}, {"started", fmtTime(st.Started)}, {"ended", fmtTime(st.Ended)},
+		{"dir", st.Dir},
+	}
+	for _, r := range rows {
+		if r[1] == "" {
+			r[1] = "-"
+		}
+		fmt.Fprintf(w, "%-10s %s\n", r[0]+":", r[1])
+	}
+	return nil
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.Local().Format("2006-01-02 15:04:05.000 MST")
+}

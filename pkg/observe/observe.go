@@ -1,0 +1,230 @@
+package observe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/ferry-hpc/ferry/pkg/job"
+	"github.com/ferry-hpc/ferry/pkg/slurm"
+)
+
+// Lister is the slice of the Slurm client observe needs.
+type Lister interface {
+	Jobs(ctx context.Context, q slurm.Query) ([]slurm.Job, error)
+}
+
+// Observer reads one user's jobs.
+type Observer struct {
+	Spool job.Spool
+	Slurm Lister
+	User  string // squeue -u; "" = all
+	Now   func() time.Time
+}
+
+func (o *Observer) now() time.Time {
+	if o.Now != nil {
+		return o.Now()
+	}
+	return time.Now()
+}
+
+// views lists the caller's jobs in Slurm once, keyed by ferry id (never by
+// Slurm id: Slurm reuses those).
+func (o *Observer) views(ctx context.Context, ids []string) (map[job.ID]job.SlurmView, error) {
+	q := slurm.Query{User: o.User}
+	if len(ids) > 0 {
+		q = slurm.Query{JobIDs: ids}
+	}
+	jobs, err := o.Slurm.Jobs(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[job.ID]job.SlurmView, len(jobs))
+	for _, j := range jobs {
+		id, ok := j.FerryID()
+		if !ok {
+			continue
+		}
+		st, reason := j.Observed()
+		out[id] = job.SlurmView{Known: true, State: st, Reason: reason, Node: j.Nodes, Start: j.Start, End: j.End}
+	}
+	return out, nil
+}
+
+// Status observes one job dir.
+func (o *Observer) Status(ctx context.Context, d job.Dir) (job.Status, error) {
+	spec, err := job.ReadSpec(d)
+	if err != nil {
+		return job.Status{}, fmt.Errorf("job %s: %w", d.ID(), err)
+	}
+	res, err := job.ReadResult(d)
+	if err != nil {
+		return job.Status{}, err
+	}
+	sid := job.ReadSlurmID(d)
+	var views map[job.ID]job.SlurmView
+	var serr error
+	if sid != "" && (res == nil || !res.State.Terminal()) {
+		views, serr = o.views(ctx, []string{sid})
+	} else if sid != "" {
+		views, _ = o.views(ctx, []string{sid}) // only refines a finished job
+	}
+	return job.Observe(spec, sid, views[spec.ID], serr, res, o.now()), nil
+}
+
+// Filter narrows List.
+type Filter struct {
+	Project string
+	State   job.State
+	Limit   int
+}
+
+// List observes every job in the spool, newest first, with one squeue call.
+func (o *Observer) List(ctx context.Context, f Filter) ([]job.Status, error) {
+	dirs, err := o.Spool.Dirs()
+	if err != nil {
+		return nil, err
+	}
+	views, serr := o.views(ctx, nil)
+	now := o.now()
+	var out []job.Status
+	for _, d := range dirs {
+		spec, err := job.ReadSpec(d)
+		if err != nil {
+			continue // a dir being removed, or not ferry's
+		}
+		if f.Project != "" && spec.Project != f.Project {
+			continue
+		}
+		res, _ := job.ReadResult(d)
+		st := job.Observe(spec, job.ReadSlurmID(d), views[spec.ID], serr, res, now)
+		if f.State != "" && st.State != f.State {
+			continue
+		}
+		out = append(out, st)
+		if f.Limit > 0 && len(out) >= f.Limit {
+			break
+		}
+	}
+	return out, nil
+}
+
+// WaitOptions tune Wait.
+type WaitOptions struct {
+	Follow io.Writer     // copy the log here as it grows; nil = don't
+	Poll   time.Duration // result.json stat interval; default 50 ms
+	Check  time.Duration // squeue interval; default 2 s
+}
+
+// Wait blocks until the job reaches a terminal state and returns it. The
+// end is seen from result.json within one Poll; Slurm is asked every Check
+// for jobs that end without one (cancelled while queued, lost).
+func (o *Observer) Wait(ctx context.Context, d job.Dir, opt WaitOptions) (job.Status, error) {
+	if opt.Poll <= 0 {
+		opt.Poll = 50 * time.Millisecond
+	}
+	if opt.Check <= 0 {
+		opt.Check = 2 * time.Second
+	}
+	var tail *Tail
+	if opt.Follow != nil {
+		tail = &Tail{Path: d.Log()}
+	}
+	drain := func() {
+		if tail != nil {
+			_, _ = tail.Copy(opt.Follow)
+		}
+	}
+	lastCheck := time.Time{}
+	t := time.NewTicker(opt.Poll)
+	defer t.Stop()
+	for {
+		drain()
+		if res, err := job.ReadResult(d); err == nil && res != nil && res.State.Terminal() {
+			drain()
+			return o.Status(ctx, d)
+		}
+		if time.Since(lastCheck) >= opt.Check {
+			lastCheck = time.Now()
+			st, err := o.Status(ctx, d)
+			if err != nil {
+				return st, err
+			}
+			if st.State.Terminal() {
+				// Slurm says it is over; a result may still be landing.
+				time.Sleep(opt.Poll)
+				drain()
+				return o.Status(ctx, d)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return job.Status{}, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// Tail copies what was appended to a file since the last call.
+type Tail struct {
+	Path string
+	off  int64
+}
+
+// Copy writes the file's new bytes to w. A missing file is not an error.
+func (t *Tail) Copy(w io.Writer) (int64, error) {
+	f, err := os.Open(t.Path)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Size() < t.off {
+		t.off = 0 // truncated
+	}
+	if _, err := f.Seek(t.off, io.SeekStart); err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(w, f)
+	t.off += n
+	return n, err
+}
+
+// ExitCode is the code `--wait` exits with for a finished job.
+func ExitCode(st job.Status) int {
+	switch st.State {
+	case job.Succeeded:
+		return 0
+	case job.Cancelled:
+		return 130
+	case job.Timeout:
+		return 124
+	case job.OutOfMemory:
+		return 137
+	case job.Failed:
+		if st.ExitCode != nil && *st.ExitCode > 0 && *st.ExitCode < 256 {
+			return *st.ExitCode
+		}
+	}
+	return 1
+}
+
+// Summary is a one-line description of a finished job for stderr.
+func Summary(st job.Status) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "job %s %s", st.ID.Short(), st.State)
+	if st.Reason != "" {
+		fmt.Fprintf(&b, ": %s", st.Reason)
+	}
+	if !st.Started.IsZero() && !st.Ended.IsZero() {
+		fmt.Fprintf(&b, " (ran %s on %s)", st.Ended.Sub(st.Started).Round(10*time.Millisecond), st.Node)
+	}
+	return b.String()
+}

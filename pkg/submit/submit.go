@@ -1,0 +1,386 @@
+package submit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/ferry-hpc/ferry/pkg/atomicfile"
+	"github.com/ferry-hpc/ferry/pkg/bundle"
+	"github.com/ferry-hpc/ferry/pkg/config"
+	"github.com/ferry-hpc/ferry/pkg/job"
+	"github.com/ferry-hpc/ferry/pkg/slurm"
+)
+
+// Request is what the user chose on the command line (or in Python). Zero
+// values mean "not given": job.yaml and then the cluster defaults apply.
+type Request struct {
+	Dir       string
+	Command   []string
+	Image     string
+	CPUs      int
+	Mem       string
+	GPUs      int // -1 = not given
+	Time      string
+	Partition string
+	Name      string
+	Network   string
+	Params    map[string]any // merged over job.yaml's params
+	Env       map[string]string
+}
+
+// Sbatcher is the slice of the Slurm client submit needs.
+type Sbatcher interface {
+	Submit(ctx context.Context, script string, args ...string) (string, error)
+}
+
+// Submitter submits jobs for the calling user.
+type Submitter struct {
+	Config   *config.Config
+	Slurm    Sbatcher
+	Ferry    string // ferry's path on the workers
+	Now      func() time.Time
+	Progress io.Writer // progress bar target (stderr)
+	TTY      bool
+}
+
+// Submitted is the outcome of a submit.
+type Submitted struct {
+	Spec    *job.Spec `json:"spec"`
+	SlurmID string    `json:"slurm_id"`
+	Dir     job.Dir   `json:"dir"`
+}
+
+// BadInput marks an error in what the user gave (exit code 2).
+type BadInput struct{ Err error }
+
+func (e *BadInput) Error() string { return e.Err.Error() }
+func (e *BadInput) Unwrap() error { return e.Err }
+
+func bad(format string, args ...any) error { return &BadInput{Err: fmt.Errorf(format, args...)} }
+
+// BuildSpec merges cluster defaults, DIR/job.yaml and the request into a
+// checked Spec. It reads DIR but writes nothing.
+func (s *Submitter) BuildSpec(req Request) (*job.Spec, error) {
+	fi, err := os.Stat(req.Dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, bad("project dir %s does not exist", req.Dir)
+		}
+		return nil, bad("project dir %s: %v", req.Dir, err)
+	}
+	if !fi.IsDir() {
+		return nil, bad("%s is not a directory: give the project dir to submit", req.Dir)
+	}
+	abs, err := filepath.Abs(req.Dir)
+	if err != nil {
+		return nil, err
+	}
+	jf, err := config.ReadJobFile(filepath.Join(abs, "job.yaml"))
+	if errors.Is(err, fs.ErrNotExist) {
+		jf, err = &config.JobFile{}, nil
+	}
+	if err != nil {
+		return nil, &BadInput{Err: err}
+	}
+	cfg := s.Config
+	d := cfg.Defaults
+	spec := &job.Spec{
+		Project:   firstNonEmpty(jf.Project, sanitizeProject(filepath.Base(abs))),
+		Name:      firstNonEmpty(req.Name, jf.Name),
+		Image:     firstNonEmpty(req.Image, jf.Image, cfg.DefaultImage),
+		Partition: firstNonEmpty(req.Partition, jf.Partition, d.Partition),
+		Network:   firstNonEmpty(req.Network, jf.Network),
+		Source:    abs,
+	}
+	spec.Command = req.Command
+	if len(spec.Command) == 0 {
+		spec.Command = []string(jf.Command)
+	}
+	spec.Resources.CPUs = firstPositive(req.CPUs, jf.CPUs, d.CPUs, 1)
+	spec.Resources.GPUs = jf.GPUs
+	if req.GPUs >= 0 {
+		spec.Resources.GPUs = req.GPUs
+	}
+	if mem := firstNonEmpty(req.Mem, jf.Mem, d.Mem); mem != "" {
+		if spec.Resources.MemBytes, err = job.ParseMem(mem); err != nil {
+			return nil, bad("--mem: %v", err)
+		}
+	}
+	if t := firstNonEmpty(req.Time, jf.Time, d.Time); t != "" {
+		lim, err := job.ParseTime(t)
+		if err != nil {
+			return nil, bad("--time: %v", err)
+		}
+		spec.Resources.TimeLimit = int64(lim / time.Second)
+	}
+	spec.Env = map[string]string{}
+	maps.Copy(spec.Env, jf.Env)
+	maps.Copy(spec.Env, req.Env)
+	spec.Params = map[string]any{}
+	maps.Copy(spec.Params, jf.Params)
+	maps.Copy(spec.Params, req.Params)
+	if err := spec.Validate(); err != nil {
+		return nil, &BadInput{Err: oneLine(err)}
+	}
+	if err := cfg.ImageAllowed(spec.Image); err != nil {
+		return nil, &BadInput{Err: err}
+	}
+	if spec.Network != "" && spec.Network != "none" && !contains(cfg.Networks, spec.Network) {
+		return nil, bad("network %q is not allowed on this cluster (allowed: %s)", spec.Network, listOrNone(cfg.Networks))
+	}
+	if _, err := json.Marshal(spec.Params); err != nil {
+		return nil, bad("params: %v", err)
+	}
+	return spec, nil
+}
+
+// Submit builds the spec, writes the job dir and runs sbatch. On any error
+// nothing is left behind: the job dir is created by one rename at the end,
+// and removed again if Slurm refuses the job.
+func (s *Submitter) Submit(ctx context.Context, req Request) (*Submitted, error) {
+	spec, err := s.BuildSpec(req)
+	if err != nil {
+		return nil, err
+	}
+	return s.SubmitSpec(ctx, spec)
+}
+
+// SubmitSpec writes the job dir for a built spec and runs sbatch.
+func (s *Submitter) SubmitSpec(ctx context.Context, spec *job.Spec) (*Submitted, error) {
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	u, err := user.Current()
+	if err != nil {
+		return nil, fmt.Errorf("who am I: %w", err)
+	}
+	spec.User = u.Username
+	spec.UID, _ = strconv.Atoi(u.Uid)
+	spec.GID, _ = strconv.Atoi(u.Gid)
+	spec.Submitted = now().UTC()
+	spec.ID = job.NewID(spec.Submitted)
+
+	spool := s.Config.SpoolRoot
+	if err := os.MkdirAll(spool, 0o700); err != nil {
+		return nil, fmt.Errorf("create spool %s: %w", spool, err)
+	}
+	final := job.DirFor(spool, spec.ID)
+	spec.Dir = final.Path()
+	tmp := filepath.Join(spool, ".tmp-"+string(spec.ID))
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return nil, fmt.Errorf("create job dir: %w", err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			_ = os.RemoveAll(tmp)
+		}
+	}()
+	staged := job.Dir(tmp)
+	info, err := s.pack(ctx, spec.Source, staged.Bundle())
+	if err != nil {
+		return nil, err
+	}
+	spec.Bundle = job.Bundle{File: job.BundleFile, Hash: info.Hash, Size: info.Size, Bytes: info.Bytes, Files: info.Files}
+	script, err := s.script(spec)
+	if err != nil {
+		return nil, &BadInput{Err: err}
+	}
+	params := spec.Params
+	if params == nil {
+		params = map[string]any{}
+	}
+	if err := atomicfile.WriteJSON(staged.Params(), params, 0o600); err != nil {
+		return nil, err
+	}
+	if err := atomicfile.WriteJSON(staged.Spec(), spec, 0o600); err != nil {
+		return nil, err
+	}
+	if err := atomicfile.Write(staged.Script(), script, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.Mkdir(staged.Outputs(), 0o700); err != nil {
+		return nil, err
+	}
+	if err := atomicfile.SyncDir(tmp); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(tmp, final.Path()); err != nil {
+		return nil, fmt.Errorf("commit job dir: %w", err)
+	}
+	committed = true
+	if err := atomicfile.SyncDir(spool); err != nil {
+		return nil, err
+	}
+	slurmID, err := s.Slurm.Submit(ctx, final.Script())
+	if err != nil {
+		_ = os.RemoveAll(final.Path())
+		return nil, fmt.Errorf("sbatch refused job %s: %w", spec.ID.Short(), err)
+	}
+	if err := atomicfile.Write(final.SlurmID(), []byte(slurmID+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("record Slurm id %s for job %s: %w", slurmID, spec.ID, err)
+	}
+	return &Submitted{Spec: spec, SlurmID: slurmID, Dir: final}, nil
+}
+
+func (s *Submitter) pack(ctx context.Context, src, dst string) (bundle.Info, error) {
+	var info bundle.Info
+	err := atomicfile.WriteFrom(dst, 0o600, func(w io.Writer) error {
+		var err error
+		info, err = bundle.Pack(ctx, src, w, bundle.Options{
+			MaxBytes:   int64(s.Config.MaxBundle),
+			Progress:   s.Progress,
+			IsTerminal: s.TTY,
+		})
+		return err
+	})
+	var tooBig *bundle.TooBigError
+	if errors.As(err, &tooBig) {
+		return info, &BadInput{Err: err}
+	}
+	if err != nil {
+		return info, fmt.Errorf("pack %s: %w", src, err)
+	}
+	return info, nil
+}
+
+// Script renders the sbatch script for spec.
+func (s *Submitter) script(spec *job.Spec) ([]byte, error) {
+	d := job.Dir(spec.Dir)
+	env := map[string]string{}
+	if v := os.Getenv("FERRY_CONFIG"); v != "" {
+		env["FERRY_CONFIG"] = v
+	}
+	return slurm.Render(slurm.Script{
+		JobName:   "ferry/" + spec.Project,
+		Comment:   "ferry:" + string(spec.ID),
+		Output:    d.SlurmOut(),
+		Chdir:     d.Path(),
+		CPUs:      spec.Resources.CPUs,
+		MemBytes:  spec.Resources.MemBytes,
+		GPUs:      spec.Resources.GPUs,
+		TimeLimit: spec.Resources.TimeLimit,
+		Partition: spec.Partition,
+		Ferry:     s.Ferry,
+		Args:      []string{"sandbox", "run", "--job-dir", d.Path()},
+		Env:       env,
+		Header: []string{
+			fmt.Sprintf("ferry job %s, project %s, submitted by %s at %s", spec.ID, spec.Project, spec.User, spec.Submitted.Format(time.RFC3339)),
+			"The command, image and params are in spec.json and params.json beside this file.",
+			"Re-run by hand with: sbatch " + d.Script(),
+		},
+	})
+}
+
+// ParseParam reads one --param k=v. The value is JSON when it parses as
+// JSON (numbers, true/false, lists, objects, quoted strings), else a string.
+func ParseParam(kv string) (string, any, error) {
+	k, v, ok := strings.Cut(kv, "=")
+	k = strings.TrimSpace(k)
+	if !ok || k == "" {
+		return "", nil, bad("--param %q: want key=value", kv)
+	}
+	var val any
+	if err := json.Unmarshal([]byte(v), &val); err == nil {
+		return k, val, nil
+	}
+	return k, v, nil
+}
+
+// ReadParamsFile reads --params FILE: a JSON or YAML mapping.
+func ReadParamsFile(path string) (map[string]any, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, bad("--params: %v", err)
+	}
+	var m map[string]any
+	if err := yaml.Unmarshal(data, &m); err != nil { // YAML is a superset of JSON
+		return nil, bad("--params %s: not a JSON or YAML mapping: %v", path, firstLine(err.Error()))
+	}
+	if _, err := json.Marshal(m); err != nil {
+		return nil, bad("--params %s: %v", path, err)
+	}
+	if m == nil {
+		m = map[string]any{}
+	}
+	return m, nil
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}
+
+func firstNonEmpty(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func firstPositive(vals ...int) int {
+	for _, v := range vals {
+		if v > 0 {
+			return v
+		}
+	}
+	return 0
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func listOrNone(l []string) string {
+	if len(l) == 0 {
+		return "none"
+	}
+	return strings.Join(l, ", ")
+}
+
+// sanitizeProject turns a dir name into a valid project name.
+func sanitizeProject(name string) string {
+	var b strings.Builder
+	for _, r := range name {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('-')
+		}
+	}
+	p := strings.TrimLeft(b.String(), ".-_")
+	if len(p) > 63 {
+		p = p[:63]
+	}
+	if p == "" {
+		return "project"
+	}
+	return p
+}
+
+// oneLine joins a multi-error into one line.
+func oneLine(err error) error {
+	return errors.New(strings.ReplaceAll(err.Error(), "\n", "; "))
+}
