@@ -79,4 +79,3 @@ func runLogs(ctx context.Context, o *Options) error {
 	}
 	return nil
 }
-
