@@ -22,7 +22,8 @@ type Result struct {
 	SlurmJobID  string    `json:"slurm_job_id,omitempty"`
 	Image       string    `json:"image,omitempty"`
 	ImageDigest string    `json:"image_digest,omitempty"`
-	Started     time.Time `json:"started,omitempty"`
+	BatchStart  time.Time `json:"batch_start,omitzero"` // when `ferry sandbox run` began on the worker
+	Started     time.Time `json:"started,omitzero"`     // when the container started
 	Ended       time.Time `json:"ended"`
 	WrittenBy   string    `json:"written_by"` // "sandbox" or "epilog"
 }

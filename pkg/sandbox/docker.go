@@ -55,6 +55,7 @@ func (d *Docker) Start(ctx context.Context, spec ContainerSpec, out io.Writer) (
 	init := true
 	cfg := &container.Config{
 		Image:           spec.Image,
+		Hostname:        spec.Hostname,
 		Cmd:             spec.Cmd,
 		Env:             spec.Env,
 		User:            spec.User,

@@ -26,6 +26,7 @@ type Mount struct {
 // checked every field. Engines apply it as given and add nothing.
 type ContainerSpec struct {
 	Name        string
+	Hostname    string
 	Image       string
 	Cmd         []string
 	Env         []string

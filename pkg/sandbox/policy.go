@@ -159,6 +159,7 @@ func (p *Policy) Decide(req Request, peer Peer, alloc Allocation) (ContainerSpec
 	}
 	return ContainerSpec{
 		Name:        "ferry-" + alloc.SlurmJobID + "-" + alloc.FerryID.Short(),
+		Hostname:    p.Node,
 		Image:       req.Image,
 		Cmd:         req.Command,
 		Env:         env,

@@ -37,7 +37,7 @@ func Run(ctx context.Context, o RunOptions) (*job.Result, error) {
 		now = time.Now
 	}
 	began := now()
-	res := &job.Result{Node: o.Node, SlurmJobID: o.SlurmJobID, Started: began, WrittenBy: "sandbox"}
+	res := &job.Result{Node: o.Node, SlurmJobID: o.SlurmJobID, BatchStart: began, WrittenBy: "sandbox"}
 	spec, err := job.ReadSpec(o.JobDir)
 	if err != nil {
 		return finish(o, res, job.Failed, fmt.Sprintf("cannot read the job's spec: %v", err), -1, now)
