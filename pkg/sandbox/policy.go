@@ -143,7 +143,7 @@ func (p *Policy) Decide(req Request, peer Peer, alloc Allocation) (ContainerSpec
 		env = append(env, k+"="+req.Env[k])
 	}
 	mounts := []Mount{
-		{Source: scratch, Target: "/work"},
+		{Source: scratch, Target: "/work", ReadOnly: true},
 		{Source: outputs, Target: "/out"},
 	}
 	for _, m := range p.ReadOnlyMounts {

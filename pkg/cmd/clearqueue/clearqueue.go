@@ -64,7 +64,7 @@ func run(ctx context.Context, o *Options) error {
 		return nil
 	}
 	if !o.DryRun {
-		if err := o.F.Slurm().Cancel(ctx, ids, ""); err != nil {
+		if err := o.F.Slurm().CancelPending(ctx, ids); err != nil {
 			return fmt.Errorf("cancel queued jobs: %w", err)
 		}
 	}
