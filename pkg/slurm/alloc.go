@@ -23,7 +23,10 @@ type Allocation struct {
 	WorkDir  string
 }
 
-var allocFields = []string{"JobID", "UserID", "State", "NodeList", "NumCPUs", "tres-alloc", "WorkDir", "Comment"}
+// MinMemory comes before tres-alloc: without memory in SelectTypeParameters
+// (CR_Core, as on clusters without cgroups) the TRES carry no mem, and the
+// request is all there is; the container limit enforces it.
+var allocFields = []string{"JobID", "UserID", "State", "NodeList", "NumCPUs", "MinMemory", "tres-alloc", "WorkDir", "Comment"}
 
 func allocFormat() string {
 	var b strings.Builder
@@ -72,7 +75,7 @@ func parseAllocation(out string) (Allocation, error) {
 	for i := range f[:len(f)-1] {
 		f[i] = strings.TrimSpace(f[i])
 	}
-	a := Allocation{ID: f[0], State: baseState(f[2]), Comment: str(f[7]), WorkDir: str(f[6])}
+	a := Allocation{ID: f[0], State: baseState(f[2]), Comment: str(f[8]), WorkDir: str(f[7])}
 	var err error
 	if a.UID, err = strconv.Atoi(f[1]); err != nil {
 		return Allocation{}, fmt.Errorf("squeue: bad uid %q", f[1])
@@ -83,7 +86,16 @@ func parseAllocation(out string) (Allocation, error) {
 		}
 	}
 	a.CPUs, _ = strconv.Atoi(f[4])
-	for _, kv := range strings.Split(str(f[5]), ",") {
+	if mem := str(f[5]); mem != "" {
+		perCPU := strings.HasSuffix(mem, "c")
+		if n, err := job.ParseMem(strings.TrimRight(mem, "cn")); err == nil {
+			if perCPU {
+				n *= int64(max(a.CPUs, 1))
+			}
+			a.MemBytes = n
+		}
+	}
+	for _, kv := range strings.Split(str(f[6]), ",") {
 		k, v, _ := strings.Cut(kv, "=")
 		switch k {
 		case "cpu":

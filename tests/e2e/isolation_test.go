@@ -1,0 +1,314 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ferry-hpc/ferry/pkg/job"
+)
+
+// runJob submits a python snippet as u, waits, and returns its status and log.
+func runJob(t *testing.T, u tuser, dir, proj string, extra []string, py string) (job.Status, string) {
+	t.Helper()
+	args := append([]string{"submit", "--wait", "-o", "json"}, extra...)
+	args = append(args, proj, "--", "python3", "-c", py)
+	r := ferry(t, u, dir, args...)
+	var s submitted
+	require.NoError(t, json.Unmarshal([]byte(r.Out), &s), r.String())
+	require.NotNil(t, s.Status, r.String())
+	logData, _ := os.ReadFile(filepath.Join(s.Dir, "log"))
+	return *s.Status, string(logData)
+}
+
+// The sandbox runs as the submitting user, never root.
+func TestSandboxRunsAsTheUser(t *testing.T) {
+	u := lookup(t, alice)
+	dir, proj := project(t, u, "whoami")
+	st, logText := runJob(t, u, dir, proj, nil, "import os; print(os.getuid(), os.getgid(), os.getgroups())")
+	require.Equal(t, job.Succeeded, st.State, logText)
+	assert.Equal(t, fmt.Sprintf("%d %d []\n", u.UID, u.GID), logText)
+}
+
+// Test users cannot reach the Docker socket themselves.
+func TestUsersCannotUseDocker(t *testing.T) {
+	u := lookup(t, alice)
+	c := cmdAs(t.Context(), u, u.Home, nil, "/usr/bin/python3", "-c",
+		"import socket; s=socket.socket(socket.AF_UNIX); s.connect('/var/run/docker.sock'); print('connected')")
+	out, err := c.CombinedOutput()
+	require.Error(t, err, string(out))
+	assert.Contains(t, string(out), "PermissionError")
+	assert.NotContains(t, string(out), "connected\n")
+}
+
+// A hostile job is contained, and the worker keeps running jobs afterwards.
+func TestHostileJobIsContained(t *testing.T) {
+	u := lookup(t, alice)
+	b := lookup(t, bob)
+	dir, proj := project(t, u, "hostile")
+	// bob has a job dir alice's job will try to read
+	bdir, bproj := project(t, b, "secret")
+	bs := submit(t, b, bdir, bproj, "--", "true")
+	waitState(t, b, bs.ID, 60*time.Second, func(st job.Status) bool { return st.State.Terminal() })
+
+	t.Run("no network", func(t *testing.T) {
+		st, logText := runJob(t, u, dir, proj, nil, `
+import os, socket
+print("ifaces", sorted(os.listdir("/sys/class/net")))
+for host, port in [("127.0.0.1", 6390), ("127.0.0.1", 22), ("localhost", 17001)]:
+    try:
+        socket.create_connection((host, port), timeout=2); print("CONNECTED", host, port)
+    except OSError as e:
+        print("refused", host, port, type(e).__name__)
+`)
+		require.Equal(t, job.Succeeded, st.State, logText)
+		assert.Contains(t, logText, "ifaces ['lo']")
+		assert.NotContains(t, logText, "CONNECTED")
+		assert.Equal(t, 3, strings.Count(logText, "refused "), logText)
+	})
+	t.Run("writes only to /out and /tmp", func(t *testing.T) {
+		st, logText := runJob(t, u, dir, proj, nil, `
+for p in ["/out/ok", "/tmp/ok", "/work/x", "/x", "/etc/x", "/usr/x", "/home/x", "/var/tmp/x", "/root/x"]:
+    try:
+        open(p, "w").write("x"); print("WROTE", p)
+    except OSError as e:
+        print("denied", p, e.strerror)
+`)
+		require.Equal(t, job.Succeeded, st.State, logText)
+		assert.Contains(t, logText, "WROTE /out/ok")
+		assert.Contains(t, logText, "WROTE /tmp/ok")
+		assert.Equal(t, 2, strings.Count(logText, "WROTE"), logText)
+		assert.Equal(t, 7, strings.Count(logText, "denied"), logText)
+	})
+	t.Run("cannot read another user's job dir", func(t *testing.T) {
+		st, logText := runJob(t, u, dir, proj, nil, fmt.Sprintf(`
+import os
+for p in [%q, %q, "/home"]:
+    try:
+        print("READ", p, os.listdir(p) if os.path.isdir(p) else open(p).read()[:20])
+    except OSError as e:
+        print("denied", p, type(e).__name__)
+`, bs.Dir, filepath.Join(bs.Dir, "spec.json")))
+		require.Equal(t, job.Succeeded, st.State, logText)
+		assert.NotContains(t, logText, "READ", logText)
+		assert.Equal(t, 3, strings.Count(logText, "denied"), logText)
+		// and on the host, alice cannot read bob's spool either
+		c := cmdAs(t.Context(), u, u.Home, nil, "/bin/ls", bs.Dir)
+		out, err := c.CombinedOutput()
+		assert.Error(t, err, string(out))
+	})
+	t.Run("a fork bomb stops at the pids limit", func(t *testing.T) {
+		st, logText := runJob(t, u, dir, proj, []string{"--time", "2m"}, `
+import os, time
+n = 0
+try:
+    while n < 100000:
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(30); os._exit(0)
+        n += 1
+except OSError as e:
+    print("fork failed after", n, type(e).__name__, flush=True)
+os.killpg(0, 9) if False else None
+os._exit(0)
+`)
+		require.Equal(t, job.Succeeded, st.State, logText)
+		require.Contains(t, logText, "fork failed after")
+		var n int
+		_, err := fmt.Sscanf(logText[strings.Index(logText, "after")+6:], "%d", &n)
+		require.NoError(t, err)
+		assert.Less(t, n, 1024, "forks allowed")
+	})
+	t.Run("more memory than allocated ends out_of_memory", func(t *testing.T) {
+		st, logText := runJob(t, u, dir, proj, []string{"--mem", "200M"}, `
+b = []
+for i in range(64):
+    b.append(bytearray(32 << 20))
+print("ALLOCATED 2 GiB")
+`)
+		assert.Equal(t, job.OutOfMemory, st.State, "%s: %s", st.Reason, logText)
+		assert.NotContains(t, logText, "ALLOCATED")
+		assert.Contains(t, st.Reason, "200M")
+	})
+	t.Run("the worker still runs jobs", func(t *testing.T) {
+		st, logText := runJob(t, u, dir, proj, nil, "print('still here')")
+		assert.Equal(t, job.Succeeded, st.State, logText)
+		assert.Equal(t, "still here\n", logText)
+	})
+}
+
+// agentRequest sends a hand-made request to an agent socket as u, with
+// python3 (so the kernel sees u's uid), and returns the raw HTTP answer.
+func agentRequest(t *testing.T, u tuser, socket, path, body string) string {
+	t.Helper()
+	c := cmdAs(t.Context(), u, u.Home, nil, "/usr/bin/python3", "-c", `
+import socket, sys
+body = sys.stdin.buffer.read()
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(20)
+s.sendall(b"POST " + sys.argv[2].encode() + b" HTTP/1.1\r\nHost: agent\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+out = b""
+while True:
+    d = s.recv(65536)
+    if not d: break
+    out += d
+sys.stdout.write(out.decode(errors="replace"))
+`, socket, path)
+	c.Stdin = strings.NewReader(body)
+	out, err := c.CombinedOutput()
+	require.NoError(t, err, string(out))
+	return string(out)
+}
+
+func agentSocket(node string) string { return "/run/ferry/agent-" + node + ".sock" }
+
+func agentLog(node string) string { return "/var/log/ferry/agent-" + node + ".log" }
+
+// logHas reports whether the agent's log has a refusal line with all the words.
+func logHas(t *testing.T, node string, words ...string) bool {
+	t.Helper()
+	f, err := os.Open(agentLog(node))
+	require.NoError(t, err)
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		ok := strings.Contains(line, `"decision":"refused"`)
+		for _, w := range words {
+			ok = ok && strings.Contains(line, w)
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Hand-made requests to the agent are refused, and each refusal is logged
+// with the caller's uid and the reason.
+func TestAgentRefusesForgedRequests(t *testing.T) {
+	u := lookup(t, alice)
+	b := lookup(t, bob)
+	dir, proj := project(t, u, "forger")
+	mine := submit(t, u, dir, proj, "--", "sleep", "600")
+	t.Cleanup(func() { ferry(t, u, dir, "cancel", mine.ID) })
+	bdir, bproj := project(t, b, "victim")
+	theirs := submit(t, b, bdir, bproj, "--", "sleep", "600")
+	t.Cleanup(func() { ferry(t, b, bdir, "cancel", theirs.ID) })
+	ms := waitState(t, u, mine.ID, 90*time.Second, func(st job.Status) bool { return st.State == job.Running })
+	ts := waitState(t, b, theirs.ID, 90*time.Second, func(st job.Status) bool { return st.State == job.Running })
+	other := map[string]string{"w1": "w2", "w2": "w1"}[ms.Node]
+	require.NotEmpty(t, other, "node %q", ms.Node)
+
+	// alice's own scratch dir for the image case, so only the image is wrong
+	scratch := "/var/tmp/ferry/" + mine.ID + ".forged"
+	mk := cmdAs(t.Context(), u, u.Home, nil, "/bin/mkdir", "-p", scratch)
+	require.NoError(t, mk.Run())
+	t.Cleanup(func() { os.RemoveAll(scratch) })
+
+	req := func(fields map[string]any) string {
+		base := map[string]any{
+			"slurm_job_id": mine.SlurmID, "job_dir": mine.Dir, "scratch": scratch,
+			"image": "ferry/sandbox:latest", "command": []string{"id"},
+		}
+		for k, v := range fields {
+			base[k] = v
+		}
+		data, _ := json.Marshal(base)
+		return string(data)
+	}
+	cases := []struct {
+		name   string
+		node   string
+		body   string
+		reason string
+	}{
+		{"another user's running job", ts.Node, req(map[string]any{"slurm_job_id": theirs.SlurmID, "job_dir": theirs.Dir}),
+			fmt.Sprintf("belongs to uid %d, not to the caller (uid %d)", b.UID, u.UID)},
+		{"a job not running on this node", other, req(nil), "not on this node (" + other + ")"},
+		{"a job dir outside the caller's spool", ms.Node, req(map[string]any{"job_dir": "/tmp"}), "outside the caller's spool"},
+		{"another user's job dir", ms.Node, req(map[string]any{"job_dir": theirs.Dir}), "outside the caller's spool"},
+		{"an image off the allowlist", ms.Node, req(map[string]any{"image": "alpine:latest"}), `image "alpine:latest" is not on this cluster's allowlist`},
+		{"a host path mount", ms.Node, req(map[string]any{"mounts": []map[string]any{{"source": "/", "target": "/host"}}}), "host path mounts are not allowed"},
+		{"privileged mode", ms.Node, req(map[string]any{"privileged": true}), "privileged containers are never allowed"},
+		{"extra capabilities", ms.Node, req(map[string]any{"cap_add": []string{"SYS_ADMIN"}}), "extra capabilities (SYS_ADMIN)"},
+		{"running as root", ms.Node, req(map[string]any{"user": "0:0"}), "always the caller's uid"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			out := agentRequest(t, u, agentSocket(c.node), "/v1/run", c.body)
+			assert.Contains(t, out, "HTTP/1.1 403", out)
+			escaped := strings.ReplaceAll(c.reason, `"`, `\"`) // both are JSON
+			assert.Contains(t, out, escaped)
+			assert.True(t, logHas(t, c.node, `"uid":`+strconv.Itoa(u.UID), escaped),
+				"no refusal with reason %q in %s", c.reason, agentLog(c.node))
+		})
+	}
+	// cleanup is root's (the epilog's) alone
+	out := agentRequest(t, u, agentSocket(ms.Node), "/v1/cleanup", `{"slurm_job_id":"`+theirs.SlurmID+`"}`)
+	assert.Contains(t, out, "HTTP/1.1 403")
+	assert.Len(t, containers(t, theirs.ID), 1, "bob's container survived alice's cleanup request")
+}
+
+// Killing the agent while a job runs ends the job with a clear reason, not
+// a hang; after the agent restarts, no container of an ended job is left.
+func TestAgentKilledWhileJobRuns(t *testing.T) {
+	u := lookup(t, alice)
+	dir, proj := project(t, u, "orphan")
+	s := submit(t, u, dir, proj, "--", "sleep", "600")
+	waitContainer(t, s.ID, 60*time.Second)
+	node := status(t, u, s.ID).Node
+	pidFile := "/run/ferry/agent-" + node + ".pid"
+	pidData, err := os.ReadFile(pidFile)
+	require.NoError(t, err)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(pidData)))
+	require.NoError(t, err)
+	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+	t.Cleanup(func() { restartAgent(t, node) })
+
+	st := waitState(t, u, s.ID, 60*time.Second, func(st job.Status) bool { return st.State.Terminal() })
+	assert.Equal(t, job.Failed, st.State)
+	assert.Contains(t, st.Reason, "ferry agent on "+node+" went away")
+	restartAgent(t, node)
+	waitNoContainers(t, s.ID, 15*time.Second)
+	// and the restarted agent serves jobs again
+	r := ferry(t, u, dir, "submit", "--wait", proj, "--", "true")
+	assert.Equal(t, 0, r.Code, r.String())
+}
+
+// restartAgent starts the node's agent again the way tests/cluster.sh does,
+// unless it is already serving.
+func restartAgent(t *testing.T, node string) {
+	t.Helper()
+	if c := exec.Command(ferryBin, "agent", "--node", node, "--health"); c.Run() == nil {
+		return
+	}
+	logf, err := os.OpenFile(agentLog(node), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	require.NoError(t, err)
+	defer logf.Close()
+	c := exec.Command(ferryBin, "agent", "--node", node)
+	c.Stdout, c.Stderr = logf, logf
+	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	require.NoError(t, c.Start())
+	require.NoError(t, os.WriteFile("/run/ferry/agent-"+node+".pid", []byte(strconv.Itoa(c.Process.Pid)+"\n"), 0o644))
+	go c.Wait()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if exec.Command(ferryBin, "agent", "--node", node, "--health").Run() == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("agent %s did not come back", node)
+}
