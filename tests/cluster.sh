@@ -1,0 +1,510 @@
+#!/usr/bin/env bash
+# A real local Slurm cluster on this host for ferry's end-to-end tests:
+# munged, slurmctld, two slurmd (w1 on port 17001, w2 on 17002), Redis on
+# 127.0.0.1:6390, the ferry binary, one `ferry agent` per worker, the sandbox
+# images and the test users ferry-alice / ferry-bob.
+#
+#   sudo tests/cluster.sh up       bring everything up (idempotent), run a smoke job
+#   sudo tests/cluster.sh down     stop what `up` started, nothing else
+#   sudo tests/cluster.sh status   show what runs; exit 0 if Slurm and Redis are up
+#
+# Daemons that were already running are left alone; /run/ferry-test/started
+# lists the ones this script started, and `down` stops exactly those.
+# Env: FERRY_SKIP_IMAGES=1 skips sandbox/build.sh, FERRY_SKIP_SMOKE=1 the smoke job.
+set -euo pipefail
+FERRY_LOG_TAG=cluster
+# shellcheck source=tests/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+NODES=(w1 w2)
+PACKAGES=(slurmctld slurmd slurm-client munge redis-server redis-tools debootstrap)
+SLURM_CONF=/etc/slurm/slurm.conf
+CTLD_PID=/run/slurm/slurmctld.pid
+REDIS_PORT=6390
+REDIS_PASS=/etc/ferry/redis.pass
+REDIS_DIR=/var/lib/ferry-redis
+REDIS_PID=/run/ferry-redis/redis.pid
+FERRY_BIN=/usr/local/bin/ferry
+FERRY_CONFIG=/etc/ferry/config.yaml
+HOOK_DIR=/usr/local/lib/ferry
+SMOKE_TIMEOUT=60
+
+usage() {
+	sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	exit 2
+}
+
+# ---------------------------------------------------------------- helpers
+
+tail_logs() {
+	local f
+	for f in "$@"; do
+		[[ -f $f ]] || continue
+		printf -- '--- last lines of %s\n' "$f" >&2
+		tail -n 25 "$f" >&2 || true
+	done
+}
+
+slurm_logs() {
+	tail_logs /var/log/slurm/slurmctld.log /var/log/slurm/slurmd-w1.log /var/log/slurm/slurmd-w2.log
+}
+
+munge_ok() { munge -n 2>/dev/null | unmunge >/dev/null 2>&1; }
+ctld_ok() { scontrol ping 2>/dev/null | grep -q 'is UP'; }
+
+redis_ping() {
+	[[ -r $REDIS_PASS ]] || return 1
+	REDISCLI_AUTH=$(cat "$REDIS_PASS") redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null
+}
+redis_ok() { [[ $(redis_ping) == PONG ]]; }
+
+# Nodes answer (any state without '*', drain or down).
+nodes_ready() {
+	local n st ok=0
+	while read -r n st; do
+		case $st in
+		idle | mix | alloc | comp) ok=$((ok + 1)) ;;
+		esac
+	done < <(sinfo -h -N -n "$(
+		IFS=,
+		echo "${NODES[*]}"
+	)" -o '%N %t' 2>/dev/null)
+	((ok == ${#NODES[@]}))
+}
+
+agent_supported() {
+	[[ -x $FERRY_BIN ]] || return 1
+	local out
+	out=$("$FERRY_BIN" agent --help 2>&1) || return 1
+	grep -q 'agent' <<<"$out" && ! grep -qi 'unknown command' <<<"$out"
+}
+
+# ---------------------------------------------------------------- up
+
+setup_dirs() {
+	install -d -m 0755 /etc/ferry /run/ferry "$HOOK_DIR" /var/log/ferry /run/slurm
+	install -d -m 1777 /var/tmp/ferry
+	install -d -o slurm -g slurm -m 0755 /var/log/slurm /var/spool/slurmctld
+	local n
+	for n in "${NODES[@]}"; do install -d -m 0755 "/var/spool/slurmd/$n"; done
+	# The jobcomp hook runs on the controller as SlurmUser.
+	local f
+	for f in jobcomp.log jobcomp-env.log; do
+		touch "/var/log/ferry/$f"
+		chown slurm:slurm "/var/log/ferry/$f"
+		chmod 0640 "/var/log/ferry/$f"
+	done
+	mkdir -p "$FERRY_STATE_DIR"
+}
+
+start_munge() {
+	local key=/etc/munge/munge.key
+	install -d -o munge -g munge -m 0700 /etc/munge /var/lib/munge /var/log/munge
+	install -d -o munge -g munge -m 0755 /run/munge
+	if [[ ! -s $key ]]; then
+		log "creating $key"
+		if command -v mungekey >/dev/null; then
+			mungekey --create --keyfile="$key"
+		else
+			dd if=/dev/urandom of="$key" bs=1024 count=1 status=none
+		fi
+		chmod 0400 "$key"
+	fi
+	# munged refuses a key it does not own or that others can read.
+	chown munge:munge "$key"
+	[[ $(($(stat -c '0%a' "$key") & 077)) -eq 0 ]] || chmod 0400 "$key"
+	if munge_ok; then
+		log "munged already running"
+		return 0
+	fi
+	log "starting munged"
+	if ! runuser -u munge -- /usr/sbin/munged </dev/null >>/var/log/ferry/munged.out 2>&1; then
+		warn "munged refused to start; retrying with --force (stale socket?)"
+		runuser -u munge -- /usr/sbin/munged --force </dev/null >>/var/log/ferry/munged.out 2>&1 ||
+			{
+				tail_logs /var/log/ferry/munged.out /var/log/munge/munged.log
+				die "munged does not start"
+			}
+	fi
+	wait_until 10 "munge -n | unmunge" munge_ok || {
+		tail_logs /var/log/munge/munged.log
+		die "munge does not work"
+	}
+	state_add munged /run/munge/munged.pid munged
+}
+
+CONF_CHANGED=0
+write_slurm_conf() {
+	local tmp host
+	host=$(hostname -s)
+	tmp=$(mktemp /etc/slurm/.slurm.conf.XXXXXX)
+	sed "s/@HOSTNAME@/$host/g" "$FERRY_REPO/slurm/slurm.conf.in" >"$tmp"
+	chmod 0644 "$tmp"
+	if [[ -f $SLURM_CONF ]] && cmp -s "$tmp" "$SLURM_CONF"; then
+		rm -f "$tmp"
+		return 0
+	fi
+	if [[ -f $SLURM_CONF ]] && ! grep -q 'Generated from slurm/slurm.conf.in' "$SLURM_CONF" &&
+		[[ ! -e $SLURM_CONF.orig-ferry ]]; then
+		cp -p "$SLURM_CONF" "$SLURM_CONF.orig-ferry"
+		warn "kept the previous $SLURM_CONF as $SLURM_CONF.orig-ferry"
+	fi
+	mv "$tmp" "$SLURM_CONF"
+	CONF_CHANGED=1
+	log "wrote $SLURM_CONF (SlurmctldHost=$host)"
+}
+
+install_hooks() {
+	install -m 0755 "$FERRY_REPO/slurm/epilog" "$HOOK_DIR/epilog"
+	install -m 0755 "$FERRY_REPO/slurm/jobcomp" "$HOOK_DIR/jobcomp"
+}
+
+start_slurmctld() {
+	if pid_alive "$CTLD_PID" slurmctld; then
+		if ((CONF_CHANGED)); then
+			log "slurmctld runs: scontrol reconfigure for the new slurm.conf"
+			scontrol reconfigure || warn "scontrol reconfigure failed"
+		else
+			log "slurmctld already running"
+		fi
+		return 0
+	fi
+	log "starting slurmctld"
+	slurmctld -i </dev/null >>/var/log/slurm/slurmctld.out 2>&1 || {
+		tail_logs /var/log/slurm/slurmctld.out /var/log/slurm/slurmctld.log
+		die "slurmctld does not start"
+	}
+	state_add slurmctld "$CTLD_PID" slurmctld
+	wait_until 30 "slurmctld to answer (scontrol ping)" ctld_ok || {
+		tail_logs /var/log/slurm/slurmctld.log
+		die "slurmctld does not answer"
+	}
+}
+
+start_slurmd() {
+	local n=$1 pidf=/run/slurm/slurmd-$1.pid
+	if pid_alive "$pidf" slurmd; then
+		log "slurmd $n already running"
+		return 0
+	fi
+	log "starting slurmd $n"
+	slurmd -b -N "$n" </dev/null >>"/var/log/slurm/slurmd-$n.out" 2>&1 || {
+		tail_logs "/var/log/slurm/slurmd-$n.out" "/var/log/slurm/slurmd-$n.log"
+		die "slurmd $n does not start"
+	}
+	wait_until 10 "slurmd $n pid file" pid_alive "$pidf" slurmd || {
+		tail_logs "/var/log/slurm/slurmd-$n.log"
+		die "slurmd $n died at start"
+	}
+	state_add "slurmd-$n" "$pidf" slurmd
+}
+
+wait_nodes() {
+	local deadline=$((SECONDS + 60)) nodes
+	nodes=$(
+		IFS=,
+		echo "${NODES[*]}"
+	)
+	while ! nodes_ready; do
+		if ((SECONDS >= deadline)); then
+			sinfo -N -l >&2 || true
+			slurm_logs
+			die "nodes $nodes are not idle after 60s"
+		fi
+		# Nodes that come up down or drained (e.g. after an unclean stop).
+		if sinfo -h -N -n "$nodes" -o '%t' 2>/dev/null | grep -Eq '^(down|drain|drng|fail)$'; then
+			log "resuming $nodes"
+			scontrol update NodeName="$nodes" State=RESUME 2>/dev/null || true
+		fi
+		sleep 1
+	done
+	log "nodes ready: $(sinfo -h -N -n "$nodes" -o '%N=%t' | tr '\n' ' ')"
+}
+
+start_redis() {
+	if [[ ! -s $REDIS_PASS ]]; then
+		log "generating $REDIS_PASS"
+		(
+			umask 077
+			head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 32 >"$REDIS_PASS"
+		)
+	fi
+	chown root:root "$REDIS_PASS"
+	chmod 0640 "$REDIS_PASS"
+	install -d -o redis -g redis -m 0700 "$REDIS_DIR"
+	install -d -o redis -g redis -m 0755 /run/ferry-redis
+	touch /var/log/ferry/redis.log
+	chown redis:redis /var/log/ferry/redis.log
+	if pid_alive "$REDIS_PID" redis-server && redis_ok; then
+		log "redis already running on 127.0.0.1:$REDIS_PORT"
+		return 0
+	fi
+	# The password goes in a config file only redis can read, never on argv.
+	(
+		umask 077
+		cat >"$REDIS_DIR/redis.conf" <<EOF
+# written by tests/cluster.sh
+bind 127.0.0.1
+port $REDIS_PORT
+protected-mode yes
+requirepass $(cat "$REDIS_PASS")
+dir $REDIS_DIR
+daemonize yes
+pidfile $REDIS_PID
+logfile /var/log/ferry/redis.log
+appendonly no
+save 60 1000
+EOF
+	)
+	chown redis:redis "$REDIS_DIR/redis.conf"
+	log "starting redis on 127.0.0.1:$REDIS_PORT"
+	runuser -u redis -- redis-server "$REDIS_DIR/redis.conf" </dev/null >>/var/log/ferry/redis.log 2>&1 || {
+		tail_logs /var/log/ferry/redis.log
+		die "redis-server does not start"
+	}
+	wait_until 10 "redis pid file" pid_alive "$REDIS_PID" redis-server || true
+	state_add redis "$REDIS_PID" redis-server
+	wait_until 10 "redis ping" redis_ok || {
+		tail_logs /var/log/ferry/redis.log
+		die "redis does not answer on 127.0.0.1:$REDIS_PORT"
+	}
+}
+
+FERRY_CHANGED=0
+build_ferry() {
+	if ! compgen -G "$FERRY_REPO/cmd/ferry/*.go" >/dev/null; then
+		warn "no Go source in cmd/ferry yet: not building $FERRY_BIN"
+		return 0
+	fi
+	if ! command -v go >/dev/null; then
+		warn "go is not installed (expected /usr/local/go/bin/go): not building $FERRY_BIN"
+		return 0
+	fi
+	local tmp blog=/var/tmp/ferry-build.log
+	tmp=$(mktemp /usr/local/bin/.ferry.XXXXXX)
+	log "go build ./cmd/ferry -> $FERRY_BIN"
+	if ! (cd "$FERRY_REPO" && go build -o "$tmp" ./cmd/ferry) >"$blog" 2>&1; then
+		if grep -q 'VCS status' "$blog" &&
+			(cd "$FERRY_REPO" && go build -buildvcs=false -o "$tmp" ./cmd/ferry) >"$blog" 2>&1; then
+			:
+		else
+			rm -f "$tmp"
+			tail -n 20 "$blog" >&2
+			warn "ferry does not build yet (full log: $blog): going on without it"
+			return 0
+		fi
+	fi
+	chmod 0755 "$tmp"
+	if [[ -f $FERRY_BIN ]] && cmp -s "$tmp" "$FERRY_BIN"; then
+		rm -f "$tmp"
+	else
+		mv "$tmp" "$FERRY_BIN"
+		FERRY_CHANGED=1
+		log "installed $FERRY_BIN"
+	fi
+}
+
+write_ferry_config() {
+	local tmp
+	tmp=$(mktemp /etc/ferry/.config.yaml.XXXXXX)
+	cat >"$tmp" <<'EOF'
+# written by tests/cluster.sh
+default_image: ferry/sandbox:latest
+images: [ferry/sandbox:latest]
+scratch_dir: /var/tmp/ferry
+agent_socket: /run/ferry/agent-%n.sock
+EOF
+	chmod 0644 "$tmp"
+	mv "$tmp" "$FERRY_CONFIG"
+}
+
+start_agents() {
+	if ! agent_supported; then
+		warn "$FERRY_BIN agent is not available yet: no agents started"
+		return 0
+	fi
+	local n pidf sock
+	for n in "${NODES[@]}"; do
+		pidf=/run/ferry/agent-$n.pid
+		sock=/run/ferry/agent-$n.sock
+		if pid_alive "$pidf" ferry; then
+			if ((FERRY_CHANGED)) && state_has "agent-$n"; then
+				log "ferry was rebuilt: restarting agent $n"
+				stop_pidfile "agent $n" "$pidf" ferry 15
+			else
+				log "agent $n already running"
+				continue
+			fi
+		fi
+		log "starting ferry agent --node $n"
+		setsid nohup "$FERRY_BIN" agent --node "$n" </dev/null >>"/var/log/ferry/agent-$n.log" 2>&1 &
+		echo $! >"$pidf"
+		state_add "agent-$n" "$pidf" ferry
+	done
+	for n in "${NODES[@]}"; do
+		pidf=/run/ferry/agent-$n.pid
+		sock=/run/ferry/agent-$n.sock
+		if ! wait_until 15 "agent $n socket $sock" test -S "$sock"; then
+			pid_alive "$pidf" ferry || warn "agent $n exited"
+			tail_logs "/var/log/ferry/agent-$n.log"
+			warn "agent $n is not serving $sock: going on"
+		fi
+	done
+}
+
+smoke_job() {
+	local user=ferry-alice home id out st deadline node
+	home=$(user_home "$user")
+	id=$(as_user "$user" sbatch --parsable -J ferry-smoke -o "$home/ferry-smoke-%j.out" --wrap hostname) ||
+		die "sbatch as $user failed"
+	id=${id%%;*}
+	out=$home/ferry-smoke-$id.out
+	log "smoke job $id submitted as $user"
+	deadline=$((SECONDS + SMOKE_TIMEOUT))
+	while :; do
+		st=$(squeue -h -t all -j "$id" -o '%T' 2>/dev/null || true)
+		case $st in
+		COMPLETED) break ;;
+		FAILED | CANCELLED* | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY | BOOT_FAIL | DEADLINE | PREEMPTED)
+			scontrol show job "$id" >&2 || true
+			slurm_logs
+			die "smoke job $id ended $st"
+			;;
+		esac
+		if ((SECONDS >= deadline)); then
+			scontrol show job "$id" >&2 || true
+			slurm_logs
+			die "smoke job $id did not complete within ${SMOKE_TIMEOUT}s (state: ${st:-gone})"
+		fi
+		sleep 0.5
+	done
+	node=$(squeue -h -t all -j "$id" -o '%N' 2>/dev/null || true)
+	if [[ $(cat "$out" 2>/dev/null) != "$(hostname)" ]]; then
+		die "smoke job $id: expected '$(hostname)' in $out, got '$(cat "$out" 2>/dev/null)'"
+	fi
+	rm -f "$out"
+	log "smoke job $id completed on $node"
+}
+
+cmd_up() {
+	need_root
+	ensure_go_path
+	ensure_packages "${PACKAGES[@]}"
+	setup_dirs
+	start_munge
+	write_slurm_conf
+	install_hooks
+	start_slurmctld
+	local n
+	for n in "${NODES[@]}"; do start_slurmd "$n"; done
+	wait_nodes
+	start_redis
+	bash "$FERRY_REPO/tests/users.sh"
+	if [[ ${FERRY_SKIP_IMAGES:-0} != 1 ]]; then
+		bash "$FERRY_REPO/sandbox/build.sh" >&2 || die "sandbox/build.sh failed"
+	fi
+	build_ferry
+	write_ferry_config
+	start_agents
+	[[ ${FERRY_SKIP_SMOKE:-0} == 1 ]] || smoke_job
+	log "cluster is up (stop it with: sudo tests/cluster.sh down)"
+}
+
+# ---------------------------------------------------------------- down
+
+cancel_jobs() {
+	ctld_ok || return 0
+	local ids
+	mapfile -t ids < <(squeue -h -t PENDING,RUNNING,SUSPENDED,COMPLETING,CONFIGURING -o '%i' 2>/dev/null)
+	((${#ids[@]})) || return 0
+	log "cancelling jobs: ${ids[*]}"
+	scancel --full "${ids[@]}" 2>/dev/null || true
+	# shellcheck disable=SC2016 # expanded by the inner bash
+	wait_until 30 "jobs to leave the nodes" \
+		bash -c '[[ -z $(squeue -h -t RUNNING,COMPLETING,CONFIGURING -o %i 2>/dev/null) ]]' || true
+}
+
+cmd_down() {
+	need_root
+	if [[ ! -s $FERRY_STATE_FILE ]]; then
+		log "nothing was started by tests/cluster.sh: nothing to stop"
+		rm -f "$FERRY_STATE_FILE"
+		return 0
+	fi
+	local started
+	started=$(cat "$FERRY_STATE_FILE")
+	if grep -q '^slurmctld ' <<<"$started"; then cancel_jobs; fi
+	local name pidf comm
+	while read -r name pidf comm; do
+		[[ -n $name ]] || continue
+		stop_pidfile "$name" "$pidf" "$comm" 30
+		state_del "$name"
+		case $name in agent-*) rm -f "/run/ferry/$name.sock" ;; esac
+	done < <(tac <<<"$started")
+	if grep -q '^slurmd-' <<<"$started"; then
+		# Job steps outlive slurmd; stop the ones our slurmd left behind.
+		local pids
+		mapfile -t pids < <(pgrep -x slurmstepd || true)
+		if ((${#pids[@]})); then
+			warn "killing leftover slurmstepd: ${pids[*]}"
+			kill -KILL "${pids[@]}" 2>/dev/null || true
+		fi
+		if command -v docker >/dev/null; then
+			local cs
+			mapfile -t cs < <(docker ps -aq --filter label=ferry.sandbox=1 2>/dev/null || true)
+			if ((${#cs[@]})); then
+				warn "removing leftover sandbox containers: ${cs[*]}"
+				docker rm -f "${cs[@]}" >/dev/null 2>&1 || true
+			fi
+		fi
+	fi
+	rm -f "$FERRY_STATE_FILE"
+	log "cluster is down"
+}
+
+# ---------------------------------------------------------------- status
+
+cmd_status() {
+	local ok=0 n pidf
+	if munge_ok; then echo "munge:     ok"; else
+		echo "munge:     NOT running"
+		ok=1
+	fi
+	if ctld_ok; then echo "slurmctld: up"; else
+		echo "slurmctld: NOT answering"
+		ok=1
+	fi
+	if ((ok == 0)); then
+		sinfo -N -o '%N %P %t %c %m' 2>&1 | sed 's/^/  /'
+		echo "  jobs: $(squeue -h -t PD,R,CG -o %i 2>/dev/null | wc -l) queued/running"
+		nodes_ready || ok=1
+	fi
+	local ping
+	[[ -r $REDIS_PASS ]] || echo "redis:     cannot read $REDIS_PASS (run as root)"
+	ping=$(redis_ping || true)
+	if [[ $ping == PONG ]]; then echo "redis:     PONG on 127.0.0.1:$REDIS_PORT"; else
+		echo "redis:     NOT answering on 127.0.0.1:$REDIS_PORT ${ping}"
+		ok=1
+	fi
+	for n in "${NODES[@]}"; do
+		pidf=/run/ferry/agent-$n.pid
+		if pid_alive "$pidf" ferry; then
+			echo "agent $n:  pid $(cat "$pidf")$([[ -S /run/ferry/agent-$n.sock ]] && echo ", /run/ferry/agent-$n.sock")"
+		else
+			echo "agent $n:  not running"
+		fi
+	done
+	echo "ferry:     $([[ -x $FERRY_BIN ]] && echo "$FERRY_BIN" || echo "not installed")"
+	echo "images:    $(docker images --format '{{.Repository}}:{{.Tag}}' 'ferry/*' 2>/dev/null | tr '\n' ' ')"
+	if [[ -s $FERRY_STATE_FILE ]]; then
+		echo "started by cluster.sh: $(cut -d' ' -f1 "$FERRY_STATE_FILE" | tr '\n' ' ')"
+	fi
+	return $ok
+}
+
+case ${1:-} in
+up) cmd_up ;;
+down) cmd_down ;;
+status) cmd_status ;;
+*) usage ;;
+esac

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# ferry's test command: brings up the local cluster (tests/cluster.sh up), runs
+# `go test -count=1 -v` with the end-to-end tests enabled, then stops what it
+# started (unless FERRY_KEEP_CLUSTER=1, or the cluster was already up before).
+#
+#   sudo tests/run.sh                         all packages (./...)
+#   sudo tests/run.sh -run TestX ./pkg/...    extra go test arguments; when no
+#                                             package is named, ./... is added
+# With CI=true, a skipped test in a package under ./tests fails the run: an
+# end-to-end test must never skip silently in CI. Full log: /tmp/ferry-test.log
+set -euo pipefail
+FERRY_LOG_TAG=run
+# shellcheck source=tests/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+need_root
+ensure_go_path
+command -v go >/dev/null || die "go is not installed (expected /usr/local/go/bin/go)"
+cd "$FERRY_REPO"
+
+TEST_LOG=${FERRY_TEST_LOG:-/tmp/ferry-test.log}
+
+was_up=0
+if bash tests/cluster.sh status >/dev/null 2>&1; then
+	was_up=1
+fi
+
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+	local rc=$?
+	if [[ ${FERRY_KEEP_CLUSTER:-0} == 1 ]]; then
+		log "FERRY_KEEP_CLUSTER=1: leaving the cluster up (stop it: sudo tests/cluster.sh down)"
+	elif ((was_up)); then
+		log "the cluster was up before this run: leaving it up (stop it: sudo tests/cluster.sh down)"
+	else
+		bash tests/cluster.sh down || warn "tests/cluster.sh down failed"
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+
+bash tests/cluster.sh up
+
+export FERRY_E2E=1 FERRY_BIN=/usr/local/bin/ferry
+
+args=("$@")
+have_pkg=0
+for a in "${args[@]}"; do
+	case $a in
+	./* | ../* | . | .. | github.com/*) have_pkg=1 ;;
+	esac
+done
+((have_pkg)) || args+=(./...)
+
+log "go test -count=1 -v ${args[*]}  (log: $TEST_LOG)"
+set +e
+go test -count=1 -v "${args[@]}" 2>&1 | tee "$TEST_LOG"
+rc=${PIPESTATUS[0]}
+set -e
+
+if [[ ${CI:-} == true ]]; then
+	module=$(awk '$1 == "module" {print $2; exit}' go.mod)
+	# go test -v prints each package's output in one block that ends with
+	# "ok|FAIL|?  <package> ...": attribute SKIP lines to that package.
+	if ! awk -v pfx="$module/tests" '
+		/^[[:space:]]*--- SKIP/ { skips = skips $0 "\n"; n++; next }
+		/^(ok|FAIL|\?)[[:space:]]/ && NF >= 2 {
+			if (n > 0 && ($2 == pfx || index($2, pfx "/") == 1)) {
+				printf "skipped end-to-end tests in %s:\n%s", $2, skips > "/dev/stderr"
+				bad = 1
+			}
+			skips = ""; n = 0
+		}
+		END { exit bad }' "$TEST_LOG"; then
+		warn "CI=true: end-to-end tests under ./tests must not skip (a service is missing?)"
+		((rc != 0)) || rc=1
+	fi
+fi
+
+if ((rc == 0)); then log "tests passed"; else log "tests FAILED (exit $rc)"; fi
+exit "$rc"
