@@ -46,7 +46,18 @@ type Factory struct {
 
 // New returns the production factory.
 func New(version string) *Factory {
-	cfg := sync.OnceValues(config.Load)
+	// No command has flags that change the config, so it is validated as
+	// soon as it is loaded.
+	cfg := sync.OnceValues(func() (*config.Config, error) {
+		c, err := config.Load()
+		if err != nil {
+			return nil, err
+		}
+		if err := c.Validate(); err != nil {
+			return nil, err
+		}
+		return c, nil
+	})
 	sl := sync.OnceValue(slurm.New)
 	return &Factory{
 		IO:         System(),

@@ -1,0 +1,244 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"strconv"
+	"strings"
+)
+
+// access says who may set a field.
+type access int
+
+const (
+	anyone       access = iota // any layer
+	admin                      // the system file; its variable only as root
+	adminCeiling               // the system file sets a cap; users may lower it
+	adminFile                  // the system file; its variable by anyone
+)
+
+// fileAdmin reports whether the user file must not set the field.
+func (a access) fileAdmin() bool { return a == admin || a == adminFile }
+
+// envAdmin reports whether the field's variable is honoured only for root.
+func (a access) envAdmin() bool { return a == admin }
+
+func (a access) String() string {
+	switch a {
+	case admin:
+		return "admin"
+	case adminCeiling:
+		return "admin; users may lower it"
+	case adminFile:
+		return "admin (variable: anyone)"
+	}
+	return "anyone"
+}
+
+// field describes one setting. The table below drives the environment
+// overrides, the admin-only checks and Reference.
+type field struct {
+	key     string // yaml path, dotted; "" for FERRY_CONFIG, which is no field
+	env     string
+	access  access
+	def     string // the default as Reference shows it; "" = from Default()
+	meaning string
+	ptr     func(*Config) any // a pointer to the field
+}
+
+var fields = []field{
+	{key: "spool_root", env: "FERRY_SPOOL_ROOT", access: anyone,
+		meaning: "Where job dirs are created; must be on the shared /home so workers see it. A leading ~ is the user's home.",
+		ptr:     func(c *Config) any { return &c.SpoolRoot }},
+	{key: "default_image", env: "FERRY_DEFAULT_IMAGE", access: anyone,
+		meaning: "Sandbox image for jobs whose job.yaml names none; must be on the images allowlist.",
+		ptr:     func(c *Config) any { return &c.DefaultImage }},
+	{key: "images", access: admin, def: "[default_image]",
+		meaning: "Images a job may run in (exact names, tag included). Without it, only the system file's default_image.",
+		ptr:     func(c *Config) any { return &c.Images }},
+	{key: "max_bundle", env: "FERRY_MAX_BUNDLE", access: adminCeiling,
+		meaning: "Largest project bundle a job may upload. \"256M\", \"1G\"; a YAML integer is bytes, a bare number in a string is megabytes.",
+		ptr:     func(c *Config) any { return &c.MaxBundle }},
+	{key: "scratch_dir", env: "FERRY_SCRATCH_DIR", access: admin,
+		meaning: "Node-local dir on the workers where bundles are unpacked.",
+		ptr:     func(c *Config) any { return &c.ScratchDir }},
+	{key: "agent_socket", env: "FERRY_AGENT_SOCKET", access: admin,
+		meaning: "Unix socket of the agent on each worker; %n is replaced by the Slurm node name.",
+		ptr:     func(c *Config) any { return &c.AgentSocket }},
+	{key: "networks", access: admin, def: "none",
+		meaning: "Docker networks a job may ask for in job.yaml; without one a sandbox has no network. host is refused.",
+		ptr:     func(c *Config) any { return &c.Networks }},
+	{key: "readonly_mounts", access: admin, def: "none",
+		meaning: "Host paths mounted read-only at the same path in every sandbox.",
+		ptr:     func(c *Config) any { return &c.ReadOnlyMounts }},
+	{key: "perfmon", access: admin,
+		meaning: "Give sandboxes CAP_PERFMON (perf, profilers).",
+		ptr:     func(c *Config) any { return &c.Perfmon }},
+	{key: "pids_limit", access: admin,
+		meaning: "Most processes and threads a sandbox may run.",
+		ptr:     func(c *Config) any { return &c.PidsLimit }},
+	{key: "stop_grace", access: anyone,
+		meaning: "Time between SIGTERM and SIGKILL when a sandbox is stopped.",
+		ptr:     func(c *Config) any { return &c.StopGrace }},
+	{key: "ferry_binary", access: anyone, def: "the running executable",
+		meaning: "Path of ferry on the workers, written into each job's sbatch script.",
+		ptr:     func(c *Config) any { return &c.FerryBinary }},
+	{key: "defaults.cpus", access: anyone,
+		meaning: "CPUs of a job that asks for none.",
+		ptr:     func(c *Config) any { return &c.Defaults.CPUs }},
+	{key: "defaults.mem", access: anyone,
+		meaning: "Memory of a job that asks for none, in Slurm's notation; empty = the partition's default.",
+		ptr:     func(c *Config) any { return &c.Defaults.Mem }},
+	{key: "defaults.time", access: anyone,
+		meaning: "Time limit of a job that asks for none (\"1h\", \"30\" minutes, \"1-00:00:00\"); empty = the partition's default.",
+		ptr:     func(c *Config) any { return &c.Defaults.Time }},
+	{key: "defaults.partition", access: anyone, def: "the cluster's default",
+		meaning: "Slurm partition of a job that names none.",
+		ptr:     func(c *Config) any { return &c.Defaults.Partition }},
+	{key: "redis.addr", env: "FERRY_REDIS_ADDR", access: anyone,
+		meaning: "host:port of the Redis job store.",
+		ptr:     func(c *Config) any { return &c.Redis.Addr }},
+	{key: "redis.password_file", env: "FERRY_REDIS_PASSWORD_FILE", access: adminFile, def: "none",
+		meaning: "File holding the Redis password (absolute path); its permissions decide who may read it.",
+		ptr:     func(c *Config) any { return &c.Redis.PasswordFile }},
+	{key: "tracker.listen", access: anyone,
+		meaning: "host:port where the tracker serves its health and metrics endpoints.",
+		ptr:     func(c *Config) any { return &c.Tracker.Listen }},
+	{key: "tracker.tick", access: anyone,
+		meaning: "How often the tracker asks Slurm (one squeue per tick).",
+		ptr:     func(c *Config) any { return &c.Tracker.Tick }},
+	{env: "FERRY_CONFIG", access: anyone, def: SystemPath,
+		meaning: "Not a field: the system file to read instead of /etc/ferry/config.yaml. The user file still applies."},
+}
+
+// fieldByKey returns the table entry for a yaml path, or nil.
+func fieldByKey(key string) *field {
+	for i := range fields {
+		if fields[i].key == key && key != "" {
+			return &fields[i]
+		}
+	}
+	return nil
+}
+
+// value returns the field's current value in c.
+func (f *field) value(c *Config) any {
+	return reflect.ValueOf(f.ptr(c)).Elem().Interface()
+}
+
+// set parses an environment value into the field.
+func (f *field) set(c *Config, v string) error {
+	switch p := f.ptr(c).(type) {
+	case *string:
+		*p = v
+	case *Size:
+		s, err := ParseSize(v)
+		if err != nil {
+			return err
+		}
+		*p = s
+	case *Duration:
+		d, err := ParseDuration(v)
+		if err != nil {
+			return err
+		}
+		*p = d
+	case *int:
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("want a whole number, got %q", v)
+		}
+		*p = n
+	case *int64:
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("want a whole number, got %q", v)
+		}
+		*p = n
+	case *bool:
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("want true or false, got %q", v)
+		}
+		*p = b
+	case *[]string:
+		*p = nil
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				*p = append(*p, s)
+			}
+		}
+	default:
+		return fmt.Errorf("cannot be set from the environment")
+	}
+	return nil
+}
+
+// applyEnv applies the FERRY_* variables in env, in table order.
+func (c *Config) applyEnv(env map[string]string, root bool) error {
+	var errs []error
+	for i := range fields {
+		f := &fields[i]
+		v := env[f.env]
+		if f.env == "" || f.ptr == nil || v == "" {
+			continue
+		}
+		if f.access.envAdmin() && !root {
+			slog.Debug("ignoring admin-only variable: it is honoured only for root", "var", f.env)
+			continue
+		}
+		if err := f.set(c, v); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", f.env, v, err))
+			continue
+		}
+		if f.access == adminCeiling && root && c.MaxBundle > c.bundleCap {
+			c.bundleCap, c.capSource = c.MaxBundle, f.env
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Reference returns a markdown table of every setting: its field, variable,
+// default, who may set it and what it means. README embeds its output.
+func Reference() string {
+	def := Default()
+	var b strings.Builder
+	b.WriteString("| field | env var | default | who may set it | meaning |\n")
+	b.WriteString("|---|---|---|---|---|\n")
+	for i := range fields {
+		f := &fields[i]
+		key, env := "—", "—"
+		if f.key != "" {
+			key = "`" + f.key + "`"
+		}
+		if f.env != "" {
+			env = "`" + f.env + "`"
+		}
+		d := f.def
+		if d == "" {
+			d = "`" + formatValue(f.value(def)) + "`"
+		} else if !strings.Contains(d, " ") {
+			d = "`" + d + "`"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", key, env, d, f.access, strings.ReplaceAll(f.meaning, "|", `\|`))
+	}
+	return b.String()
+}
+
+func formatValue(v any) string {
+	switch v := v.(type) {
+	case []string:
+		if len(v) == 0 {
+			return "none"
+		}
+		return "[" + strings.Join(v, ", ") + "]"
+	case string:
+		if v == "" {
+			return `""`
+		}
+		return v
+	}
+	return fmt.Sprint(v)
+}
