@@ -70,3 +70,32 @@ func SyncDir(dir string) error {
 	}
 	return nil
 }
+
+// SyncAll fsyncs files and directories concurrently, so that the
+// filesystem can commit them together (one journal commit on ext4 instead
+// of one per file). It returns the first error.
+func SyncAll(paths ...string) error {
+	errs := make(chan error, len(paths))
+	for _, p := range paths {
+		go func() {
+			f, err := os.Open(p)
+			if err != nil {
+				errs <- err
+				return
+			}
+			err = f.Sync()
+			f.Close()
+			if err != nil {
+				err = fmt.Errorf("sync %s: %w", p, err)
+			}
+			errs <- err
+		}()
+	}
+	var first error
+	for range paths {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}

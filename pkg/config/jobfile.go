@@ -323,3 +323,23 @@ func jsonValue(v any, path string) (any, error) {
 	}
 	return nil, fmt.Errorf("%s: %T is not a JSON value", path, v)
 }
+
+// ParseParams reads a params file (`ferry submit --params FILE`): a JSON or
+// YAML mapping, read exactly as job.yaml's params are.
+func ParseParams(name string, data []byte) (map[string]any, error) {
+	if len(data) > MaxJobFileSize {
+		return nil, fmt.Errorf("%s is larger than %s; keep data in the project's files and read it from the job", name, Size(MaxJobFileSize))
+	}
+	root, err := parseDoc(name, data)
+	if err != nil {
+		return nil, err
+	}
+	if root == nil {
+		return map[string]any{}, nil
+	}
+	m, err := decodeParams(name, root, root)
+	if err != nil {
+		return nil, err
+	}
+	return jsonParams(name, m)
+}

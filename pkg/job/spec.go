@@ -3,6 +3,7 @@ package job
 import (
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"strings"
 	"time"
@@ -132,6 +133,9 @@ func ParseMem(s string) (int64, error) {
 			fracDiv *= 10
 		}
 	}
+	if whole > (math.MaxInt64-mult)/mult {
+		return 0, fmt.Errorf("invalid memory size %q: too large", s)
+	}
 	n := whole*mult + frac*mult/fracDiv
 	if n <= 0 {
 		return 0, fmt.Errorf("invalid memory size %q: must be more than zero", s)
@@ -170,10 +174,10 @@ func ParseTime(s string) (time.Duration, error) {
 		return 0, bad
 	}
 	if d, err := time.ParseDuration(in); err == nil {
-		if d <= 0 {
+		if d = d.Round(time.Second); d <= 0 {
 			return 0, bad
 		}
-		return d.Round(time.Second), nil
+		return d, nil
 	}
 	days := int64(0)
 	rest := in

@@ -28,8 +28,8 @@ func (s Spool) Dirs() ([]Dir, error) {
 		if !e.IsDir() {
 			continue
 		}
-		if _, err := ParseID(e.Name()); err != nil {
-			continue
+		if id, err := ParseID(e.Name()); err != nil || string(id) != e.Name() {
+			continue // not a job dir ferry made (ids are lowercase)
 		}
 		out = append(out, DirFor(s.Root, ID(e.Name())))
 	}

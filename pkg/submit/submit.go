@@ -15,8 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/ferry-hpc/ferry/pkg/atomicfile"
 	"github.com/ferry-hpc/ferry/pkg/bundle"
 	"github.com/ferry-hpc/ferry/pkg/config"
@@ -190,6 +188,8 @@ func (s *Submitter) SubmitSpec(ctx context.Context, spec *job.Spec) (*Submitted,
 			_ = os.RemoveAll(tmp)
 		}
 	}()
+	// The staging dir is private until the rename, so its files are written
+	// plainly; they are made durable below, while sbatch runs.
 	staged := job.Dir(tmp)
 	info, err := s.pack(ctx, spec.Source, staged.Bundle())
 	if err != nil {
@@ -204,32 +204,49 @@ func (s *Submitter) SubmitSpec(ctx context.Context, spec *job.Spec) (*Submitted,
 	if params == nil {
 		params = map[string]any{}
 	}
-	if err := atomicfile.WriteJSON(staged.Params(), params, 0o600); err != nil {
+	paramsJSON, err := json.MarshalIndent(params, "", "  ")
+	if err != nil {
+		return nil, bad("params: %v", err)
+	}
+	specJSON, err := json.MarshalIndent(spec, "", "  ")
+	if err != nil {
 		return nil, err
 	}
-	if err := atomicfile.WriteJSON(staged.Spec(), spec, 0o600); err != nil {
-		return nil, err
-	}
-	if err := atomicfile.Write(staged.Script(), script, 0o700); err != nil {
-		return nil, err
+	for _, f := range []struct {
+		path string
+		data []byte
+		perm os.FileMode
+	}{
+		{staged.Params(), append(paramsJSON, '\n'), 0o600},
+		{staged.Spec(), append(specJSON, '\n'), 0o600},
+		{staged.Script(), script, 0o700},
+	} {
+		if err := os.WriteFile(f.path, f.data, f.perm); err != nil {
+			return nil, err
+		}
 	}
 	if err := os.Mkdir(staged.Outputs(), 0o700); err != nil {
-		return nil, err
-	}
-	if err := atomicfile.SyncDir(tmp); err != nil {
 		return nil, err
 	}
 	if err := os.Rename(tmp, final.Path()); err != nil {
 		return nil, fmt.Errorf("commit job dir: %w", err)
 	}
 	committed = true
-	if err := atomicfile.SyncDir(spool); err != nil {
-		return nil, err
-	}
+	// fsync everything concurrently with sbatch: the worker reads the files
+	// later, and only a crash of this machine could lose them.
+	synced := make(chan error, 1)
+	go func() {
+		synced <- atomicfile.SyncAll(final.Bundle(), final.Params(), final.Spec(), final.Script(),
+			final.Outputs(), final.Path(), spool)
+	}()
 	slurmID, err := s.Slurm.Submit(ctx, final.Script())
+	syncErr := <-synced
 	if err != nil {
 		_ = os.RemoveAll(final.Path())
 		return nil, fmt.Errorf("sbatch refused job %s: %w", spec.ID.Short(), err)
+	}
+	if syncErr != nil {
+		return nil, fmt.Errorf("job %s (Slurm job %s) was submitted, but its files may not be on disk: %w", spec.ID.Short(), slurmID, syncErr)
 	}
 	if err := atomicfile.Write(final.SlurmID(), []byte(slurmID+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("record Slurm id %s for job %s: %w", slurmID, spec.ID, err)
@@ -238,16 +255,18 @@ func (s *Submitter) SubmitSpec(ctx context.Context, spec *job.Spec) (*Submitted,
 }
 
 func (s *Submitter) pack(ctx context.Context, src, dst string) (bundle.Info, error) {
-	var info bundle.Info
-	err := atomicfile.WriteFrom(dst, 0o600, func(w io.Writer) error {
-		var err error
-		info, err = bundle.Pack(ctx, src, w, bundle.Options{
-			MaxBytes:   int64(s.Config.MaxBundle),
-			Progress:   s.Progress,
-			IsTerminal: s.TTY,
-		})
-		return err
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return bundle.Info{}, err
+	}
+	info, err := bundle.Pack(ctx, src, f, bundle.Options{
+		MaxBytes:   int64(s.Config.MaxBundle),
+		Progress:   s.Progress,
+		IsTerminal: s.TTY,
 	})
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
 	var tooBig *bundle.TooBigError
 	if errors.As(err, &tooBig) {
 		return info, &BadInput{Err: err}
@@ -307,22 +326,11 @@ func ReadParamsFile(path string) (map[string]any, error) {
 	if err != nil {
 		return nil, bad("--params: %v", err)
 	}
-	var m map[string]any
-	if err := yaml.Unmarshal(data, &m); err != nil { // YAML is a superset of JSON
-		return nil, bad("--params %s: not a JSON or YAML mapping: %v", path, firstLine(err.Error()))
-	}
-	if _, err := json.Marshal(m); err != nil {
-		return nil, bad("--params %s: %v", path, err)
-	}
-	if m == nil {
-		m = map[string]any{}
+	m, err := config.ParseParams(path, data)
+	if err != nil {
+		return nil, &BadInput{Err: fmt.Errorf("--params: %w", err)}
 	}
 	return m, nil
-}
-
-func firstLine(s string) string {
-	l, _, _ := strings.Cut(s, "\n")
-	return l
 }
 
 func firstNonEmpty(vals ...string) string {

@@ -75,7 +75,7 @@ func Ago(t, now time.Time, tty bool) string {
 	if !tty {
 		return t.UTC().Format(time.RFC3339)
 	}
-	d := now.Sub(t)
+	d := max(now.Sub(t), 0) // clocks of the nodes may disagree a little
 	switch {
 	case d < time.Minute:
 		return fmt.Sprintf("%ds ago", int(d.Seconds()))

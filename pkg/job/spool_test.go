@@ -1,0 +1,156 @@
+package job_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ferry-hpc/ferry/pkg/job"
+)
+
+// mkJob creates an empty job dir for a job submitted at t, and its slurm_id
+// file when slurmID is not empty.
+func mkJob(t *testing.T, root string, at time.Time, slurmID string) job.ID {
+	t.Helper()
+	id := job.NewID(at)
+	d := job.DirFor(root, id)
+	require.NoError(t, os.MkdirAll(d.Path(), 0o700))
+	if slurmID != "" {
+		require.NoError(t, os.WriteFile(d.SlurmID(), []byte(slurmID+"\n"), 0o600))
+	}
+	return id
+}
+
+func TestDirLayout(t *testing.T) {
+	id := job.ID("01hzzzzzzzzzzzzzzzzzzzzzzz")
+	d := job.DirFor("/home/ann/.ferry/jobs", id)
+	assert.Equal(t, "/home/ann/.ferry/jobs/"+string(id), d.Path())
+	assert.Equal(t, id, d.ID())
+	assert.Equal(t, d.Path()+"/spec.json", d.Spec())
+	assert.Equal(t, d.Path()+"/params.json", d.Params())
+	assert.Equal(t, d.Path()+"/bundle.tar.zst", d.Bundle())
+	assert.Equal(t, d.Path()+"/job.sbatch", d.Script())
+	assert.Equal(t, d.Path()+"/slurm.out", d.SlurmOut())
+	assert.Equal(t, d.Path()+"/log", d.Log())
+	assert.Equal(t, d.Path()+"/result.json", d.Result())
+	assert.Equal(t, d.Path()+"/outputs", d.Outputs())
+	assert.Equal(t, d.Path()+"/outputs/metrics.jsonl", d.Metrics())
+	assert.Equal(t, d.Path()+"/slurm_id", d.SlurmID())
+}
+
+func TestSpoolDirs(t *testing.T) {
+	root := t.TempDir()
+	base := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
+	oldest := mkJob(t, root, base, "")
+	newest := mkJob(t, root, base.Add(2*time.Hour), "")
+	middle := mkJob(t, root, base.Add(time.Hour), "")
+
+	// Things that are not job dirs.
+	inflight := job.NewID(base.Add(3 * time.Hour))
+	require.NoError(t, os.Mkdir(filepath.Join(root, ".tmp-"+string(inflight)), 0o700))
+	require.NoError(t, os.Mkdir(filepath.Join(root, "notes"), 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(root, string(job.NewID(base.Add(4*time.Hour)))), nil, 0o600))
+
+	dirs, err := job.Spool{Root: root}.Dirs()
+	require.NoError(t, err)
+	var ids []job.ID
+	for _, d := range dirs {
+		ids = append(ids, d.ID())
+		assert.Equal(t, root, filepath.Dir(d.Path()))
+	}
+	assert.Equal(t, []job.ID{newest, middle, oldest}, ids)
+}
+
+func TestSpoolDirsMissingRoot(t *testing.T) {
+	dirs, err := job.Spool{Root: filepath.Join(t.TempDir(), "never-created")}.Dirs()
+	require.NoError(t, err, "a user who never submitted has no jobs, not an error")
+	assert.Empty(t, dirs)
+}
+
+func TestSpoolResolve(t *testing.T) {
+	root := t.TempDir()
+	base := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
+	a := mkJob(t, root, base, "41")
+	b := mkJob(t, root, base.Add(time.Millisecond), "42")
+	c := mkJob(t, root, base.Add(365*24*time.Hour), "")
+	spool := job.Spool{Root: root}
+
+	// a and b share their first 9 characters (same timestamp but 1 ms).
+	common := 0
+	for common < len(a) && a[common] == b[common] {
+		common++
+	}
+	require.GreaterOrEqual(t, common, 8)
+	require.NotEqual(t, a[:common], c[:common])
+
+	tests := []struct {
+		name    string
+		ref     string
+		want    job.ID
+		wantIs  error
+		wantMsg string
+	}{
+		{name: "full id", ref: string(a), want: a},
+		{name: "full id uppercase", ref: string(job.ID(upper(string(b)))), want: b},
+		{name: "full id with spaces", ref: "  " + string(c) + "\n", want: c},
+		{name: "unique prefix", ref: string(a[:common+1]), want: a},
+		{name: "short id", ref: c.Short(), want: c},
+		{name: "Slurm id", ref: "42", want: b},
+		{name: "other Slurm id", ref: "41", want: a},
+		{name: "ambiguous prefix", ref: string(a[:common]), wantIs: job.ErrAmbiguous, wantMsg: "matches 2 jobs"},
+		{name: "unknown id", ref: "7zzzzzzzzz", wantIs: job.ErrNotFound, wantMsg: `no job "7zzzzzzzzz"`},
+		{name: "unknown Slurm id", ref: "99", wantIs: job.ErrNotFound, wantMsg: `no job "99"`},
+		{name: "empty", ref: "  ", wantIs: job.ErrNotFound, wantMsg: "empty job id"},
+		{name: "parent dir", ref: "../x", wantIs: job.ErrNotFound, wantMsg: "invalid job id"},
+		{name: "dot dot", ref: "..", wantIs: job.ErrNotFound, wantMsg: "invalid job id"},
+		{name: "dot", ref: ".", wantIs: job.ErrNotFound, wantMsg: "invalid job id"},
+		{name: "backslash", ref: `a\b`, wantIs: job.ErrNotFound, wantMsg: "invalid job id"},
+		{name: "absolute path", ref: "/" + string(a), wantIs: job.ErrNotFound, wantMsg: "invalid job id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := spool.Resolve(tt.ref)
+			if tt.wantIs != nil {
+				require.ErrorIs(t, err, tt.wantIs)
+				assert.Contains(t, err.Error(), tt.wantMsg)
+				assert.Empty(t, d)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, d.ID())
+			assert.Equal(t, job.DirFor(root, tt.want), d)
+		})
+	}
+}
+
+func TestReadSlurmID(t *testing.T) {
+	root := t.TempDir()
+	id := mkJob(t, root, time.Now(), " 12345 ")
+	assert.Equal(t, "12345", job.ReadSlurmID(job.DirFor(root, id)))
+	none := mkJob(t, root, time.Now(), "")
+	assert.Equal(t, "", job.ReadSlurmID(job.DirFor(root, none)))
+}
+
+func TestSpoolWithin(t *testing.T) {
+	s := job.Spool{Root: "/home/ann/.ferry/jobs"}
+	assert.True(t, s.Within("/home/ann/.ferry/jobs/01abc"))
+	assert.True(t, s.Within("/home/ann/.ferry/jobs/01abc/outputs/x"))
+	assert.False(t, s.Within("/home/ann/.ferry/jobs"))
+	assert.False(t, s.Within("/home/ann/.ferry"))
+	assert.False(t, s.Within("/home/ann/.ferry/jobs/../secret"))
+	assert.False(t, s.Within("/etc/passwd"))
+}
+
+func upper(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'a' && c <= 'z' {
+			b[i] = c - 'a' + 'A'
+		}
+	}
+	return string(b)
+}
