@@ -3,7 +3,6 @@ package factory
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 
 	"github.com/ferry-hpc/ferry/pkg/job"
 	"github.com/ferry-hpc/ferry/pkg/slurm"
@@ -76,9 +75,6 @@ func ExitCode(err error) int {
 	var ce *slurm.CmdError
 	if errors.As(err, &ce) {
 		return CodeSlurm
-	}
-	if errors.Is(err, fs.ErrNotExist) {
-		return CodeUsage
 	}
 	return CodeError
 }

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -16,7 +14,6 @@ import (
 )
 
 func TestExitCode(t *testing.T) {
-	_, statErr := os.Stat(filepath.Join(t.TempDir(), "missing"))
 	slurmErr := &slurm.CmdError{Args: []string{"sbatch", "job.sbatch"}, ExitCode: 1, Stderr: "sbatch: error: Invalid partition name specified\n"}
 	tests := []struct {
 		name string
@@ -38,8 +35,7 @@ func TestExitCode(t *testing.T) {
 		{"slurm command", slurmErr, factory.CodeSlurm},
 		{"wrapped slurm command", fmt.Errorf("sbatch refused job 01ab: %w", slurmErr), factory.CodeSlurm},
 		{"joined slurm command", errors.Join(errors.New("x"), slurmErr), factory.CodeSlurm},
-		{"missing file", statErr, factory.CodeUsage},
-		{"wrapped fs.ErrNotExist", fmt.Errorf("read params: %w", fs.ErrNotExist), factory.CodeUsage},
+		{"a missing file is an error, not bad usage", fmt.Errorf("read spec.json: %w", fs.ErrNotExist), factory.CodeError},
 		{"permission", fs.ErrPermission, factory.CodeError},
 	}
 	for _, tt := range tests {
