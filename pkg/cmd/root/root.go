@@ -14,6 +14,7 @@ import (
 	"github.com/ferry-hpc/ferry/pkg/cmd/agent"
 	"github.com/ferry-hpc/ferry/pkg/cmd/cancel"
 	"github.com/ferry-hpc/ferry/pkg/cmd/clearqueue"
+	"github.com/ferry-hpc/ferry/pkg/cmd/configcmd"
 	"github.com/ferry-hpc/ferry/pkg/cmd/epilog"
 	"github.com/ferry-hpc/ferry/pkg/cmd/factory"
 	"github.com/ferry-hpc/ferry/pkg/cmd/get"
@@ -69,7 +70,7 @@ A job ID is ferry's id, any unique prefix of it, or the Slurm job id.`,
 	}
 	a := agent.NewCmdAgent(f)
 	a.GroupID = "admin"
-	cmd.AddCommand(a, version.NewCmdVersion(f), sandbox.NewCmdSandbox(f), epilog.NewCmdEpilog(f))
+	cmd.AddCommand(a, configcmd.NewCmdConfig(f, nil), version.NewCmdVersion(f), sandbox.NewCmdSandbox(f), epilog.NewCmdEpilog(f))
 	return cmd
 }
 
