@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -34,8 +35,9 @@ type Agent struct {
 	// Reconcile is how often orphaned containers are looked for; 0 = 30 s.
 	Reconcile time.Duration
 
-	mu   sync.Mutex
-	runs map[string]*activeRun // by Slurm job id
+	mu      sync.Mutex
+	runs    map[string]*activeRun // by Slurm job id
+	closing atomic.Bool           // Serve is shutting down
 }
 
 type activeRun struct {
@@ -105,6 +107,9 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	if a.Log == nil {
 		a.Log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
+	if err := a.prepareScratch(); err != nil {
+		return err
+	}
 	a.reconcile(ctx)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+pathHealth, a.handleHealth)
@@ -142,6 +147,7 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { errC <- srv.Serve(ln) }()
 	select {
 	case <-ctx.Done():
+		a.closing.Store(true)
 		// Stop every running container: a job must not outlive its agent
 		// unattended; its client records the reason.
 		a.mu.Lock()
@@ -156,6 +162,22 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	case err := <-errC:
 		return err
 	}
+}
+
+// prepareScratch makes the node-local scratch root: world-writable with the
+// sticky bit, like /tmp, so each job's own scratch dir stays its owner's.
+func (a *Agent) prepareScratch() error {
+	dir := a.Policy.ScratchDir
+	if dir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("scratch dir: %w", err)
+	}
+	if err := os.Chmod(dir, os.ModeSticky|0o777); err != nil {
+		return fmt.Errorf("scratch dir: %w", err)
+	}
+	return nil
 }
 
 func (a *Agent) grace() time.Duration {
@@ -178,7 +200,8 @@ func (a *Agent) reconcile(ctx context.Context) {
 		sid := c.Labels[LabelSlurmJob]
 		a.mu.Lock()
 		r := a.runs[sid]
-		held := r != nil && r.container == c.ID
+		// a run whose container is still starting has no id yet: keep it
+		held := r != nil && (r.container == "" || r.container == c.ID)
 		a.mu.Unlock()
 		if held {
 			continue
@@ -336,6 +359,11 @@ func (a *Agent) handleRun(w http.ResponseWriter, r *http.Request) {
 			exit = Exit{Code: 137, ImageDigest: c.ImageDigest, Ended: time.Now()}
 		}
 		exit.Stopped = true
+		if a.closing.Load() {
+			log.Warn("agent shutting down: container stopped", "container", short(c.ID))
+			fw.frame(Frame{Type: "error", Error: fmt.Sprintf("shut down on %s while the job ran; its container was stopped", a.Policy.Node)})
+			return
+		}
 	} else if err := a.Engine.Remove(bg, c.ID, 0); err != nil {
 		log.Error("remove", "err", err)
 	}

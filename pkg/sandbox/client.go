@@ -85,9 +85,7 @@ func (c *AgentClient) Launch(ctx context.Context, req Request, out io.Writer) (E
 	if resp.StatusCode != http.StatusOK {
 		return Exit{}, fmt.Errorf("ferry agent: %s", errorBody(resp))
 	}
-	stopDone := make(chan struct{})
 	go func() {
-		defer close(stopDone)
 		select {
 		case <-ctx.Done():
 		case <-streamCtx.Done():

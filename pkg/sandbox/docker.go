@@ -2,7 +2,6 @@ package sandbox
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -204,6 +203,3 @@ func (d *Docker) List(ctx context.Context, labels map[string]string) ([]Containe
 }
 
 var _ Engine = (*Docker)(nil)
-
-// errRefused marks a request the policy refused, as opposed to a failure.
-var errRefused = errors.New("refused")

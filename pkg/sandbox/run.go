@@ -111,7 +111,11 @@ func Run(ctx context.Context, o RunOptions) (*job.Result, error) {
 	case exit.Stopped || ctx.Err() != nil:
 		return finish(o, res, stoppedState(spec, began, now()), stoppedReason(spec, began, now()), exit.Code, now)
 	case exit.OOMKilled:
-		return finish(o, res, job.OutOfMemory, fmt.Sprintf("used more than its %s of memory and was killed", job.FormatMem(spec.Resources.MemBytes)), exit.Code, now)
+		reason := "ran out of memory and was killed"
+		if m := spec.Resources.MemBytes; m > 0 {
+			reason = fmt.Sprintf("used more than its %s of memory and was killed", job.FormatMem(m))
+		}
+		return finish(o, res, job.OutOfMemory, reason, exit.Code, now)
 	case exit.Code == 0:
 		return finish(o, res, job.Succeeded, "exited with code 0", 0, now)
 	default:
@@ -121,7 +125,8 @@ func Run(ctx context.Context, o RunOptions) (*job.Result, error) {
 
 // stoppedState tells a time limit from a cancel: both arrive as SIGTERM.
 func stoppedState(spec *job.Spec, began, now time.Time) job.State {
-	if lim := spec.Resources.TimeLimit; lim > 0 && now.Sub(began) >= time.Duration(lim)*time.Second-2*time.Second {
+	lim := time.Duration(spec.Resources.TimeLimit) * time.Second
+	if slack := min(2*time.Second, lim/10); lim > 0 && now.Sub(began) >= lim-slack {
 		return job.Timeout
 	}
 	return job.Cancelled
@@ -135,8 +140,8 @@ func stoppedReason(spec *job.Spec, began, now time.Time) string {
 }
 
 func prepareScratch(ctx context.Context, o RunOptions, spec *job.Spec) (string, error) {
-	if err := os.MkdirAll(o.ScratchRoot, 0o1777); err != nil {
-		return "", fmt.Errorf("scratch dir %s: %w", o.ScratchRoot, err)
+	if fi, err := os.Stat(o.ScratchRoot); err != nil || !fi.IsDir() {
+		return "", fmt.Errorf("the node's scratch dir %s is missing (the ferry agent creates it: is it running on %s?)", o.ScratchRoot, o.Node)
 	}
 	dir, err := os.MkdirTemp(o.ScratchRoot, string(spec.ID)+".")
 	if err != nil {

@@ -48,9 +48,9 @@ Parameters reach the program as /work/ferry_params.json and in the
 FERRY_PARAMS environment variable. --param values are read as JSON when
 they parse (lr=0.1 is a number, tags=[1,2] a list), else as strings.
 
-Inside the sandbox: the project is at /work (read-write scratch, thrown
-away), write results to /out (they come back with 'ferry get'), /tmp is
-a small tmpfs, there is no network unless the cluster allows one.
+Inside the sandbox: the project is at /work (read-only), write results
+to /out (they come back with 'ferry get'), /tmp is a small tmpfs, you run
+as your own uid, and there is no network unless the cluster allows one.
 
 ` + factory.ExitCodesHelp + `
   With --wait: the job's own exit code; 130 cancelled, 124 time limit,
