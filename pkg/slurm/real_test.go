@@ -91,6 +91,7 @@ func TestRealSlurm(t *testing.T) {
 		assert.Equal(t, id, j.ArrayJobID)
 		assert.Equal(t, -1, j.ArrayTaskID)
 		assert.Equal(t, "ferry/test", j.Name)
+		assert.Equal(t, "/tmp", j.WorkDir)
 		got, ok := j.FerryID()
 		assert.True(t, ok)
 		assert.Equal(t, fid, got)

@@ -35,6 +35,7 @@ type Job struct {
 	Start       time.Time // zero until the job started (Slurm's estimate for a pending job is dropped)
 	End         time.Time // zero until the job ended (Slurm's estimate for a running job is dropped)
 	TimeLimit   string    // as squeue prints it: "10:00", "1-00:00:00", "UNLIMITED"
+	WorkDir     string    // the job's working dir (sbatch --chdir): a ferry job's job dir
 }
 
 // Separators. The unit separator ends each field, the record separator ends
@@ -45,15 +46,16 @@ const (
 	recordEnd = "\x1e"
 )
 
-// squeueFields is the -O list, in order. Fixed-alphabet fields first; Name
-// and Comment, which users control, last, so that a separator inside them
-// cannot shift the other fields. JobArrayID, not JobID: squeue's "JobID"
+// squeueFields is the -O list, in order. Fixed-alphabet fields first; then
+// the ones users control: WorkDir (a path), Name and Comment, last, so that
+// a separator inside them can shift only those three, never an id, a state
+// or an owner. JobArrayID, not JobID: squeue's "JobID"
 // is the unique numeric id (125), "JobArrayID" prints 123_4.
 var squeueFields = []string{
 	"JobArrayID", "JobID", "ArrayJobID", "ArrayTaskID", "State", "Reason",
 	"UserID", "UserName", "Partition", "NodeList",
 	"SubmitTime", "StartTime", "EndTime", "TimeLimit",
-	"Name", "Comment",
+	"WorkDir", "Name", "Comment",
 }
 
 // squeueFormat is the -O argument: every field with width 0 (full, no
@@ -152,7 +154,7 @@ func parseJob(rec string) (Job, error) {
 	if len(f) != len(squeueFields) {
 		return Job{}, fmt.Errorf("squeue: want %d fields, got %d in %q", len(squeueFields), len(f), truncate(rec, 200))
 	}
-	for i := 0; i < len(f)-2; i++ {
+	for i := 0; i < len(f)-3; i++ {
 		f[i] = strings.TrimSpace(f[i])
 	}
 	j := Job{
@@ -170,8 +172,9 @@ func parseJob(rec string) (Job, error) {
 		Start:       parseTime(f[11]),
 		End:         parseTime(f[12]),
 		TimeLimit:   str(f[13]),
-		Name:        str(f[14]),
-		Comment:     str(f[15]),
+		WorkDir:     str(f[14]),
+		Name:        str(f[15]),
+		Comment:     str(f[16]),
 	}
 	if j.ID == "" || j.State == "" {
 		return Job{}, fmt.Errorf("squeue: no job id or state in %q", truncate(rec, 200))
@@ -312,4 +315,59 @@ func ObservedState(state, reason string) (job.State, string) {
 		}
 		return job.Unknown, "unknown Slurm state " + strings.TrimSpace(state)
 	}
+}
+
+// FormatJobs renders jobs the way the squeue command line SqueueArgs builds
+// prints them (times as Unix seconds): the inverse of ParseJobs, for fake
+// Slurm listings in tests and benchmarks. Zero times print as "N/A", an
+// empty reason as "None", and a missing array task or uid as Slurm does.
+func FormatJobs(jobs []Job) []byte {
+	var b bytes.Buffer
+	b.Grow(len(jobs) * 200)
+	unix := func(t time.Time) string {
+		if t.IsZero() {
+			return "N/A"
+		}
+		return strconv.FormatInt(t.Unix(), 10)
+	}
+	orNA := func(s string) string {
+		if s == "" {
+			return "N/A"
+		}
+		return s
+	}
+	for _, j := range jobs {
+		task, uid, reason, arrayJob := "N/A", "", j.Reason, j.ArrayJobID
+		if j.ArrayTaskID >= 0 {
+			task = strconv.Itoa(j.ArrayTaskID)
+		}
+		if j.UID >= 0 {
+			uid = strconv.Itoa(j.UID)
+		}
+		if reason == "" {
+			reason = "None"
+		}
+		if arrayJob == "" {
+			arrayJob = j.ID
+		}
+		rawID := j.RawID
+		if rawID == "" {
+			rawID = j.ID
+		}
+		fields := []string{
+			j.ID, rawID, arrayJob, task, j.State, reason,
+			uid, j.User, orNA(j.Partition), j.Nodes,
+			unix(j.Submit), unix(j.Start), unix(j.End), orNA(j.TimeLimit),
+			orNA(j.WorkDir), orNA(j.Name), orNA(j.Comment),
+		}
+		for i, f := range fields {
+			b.WriteString(f)
+			if i == len(fields)-1 {
+				b.WriteString(recordEnd + "\n")
+			} else {
+				b.WriteString(fieldSep)
+			}
+		}
+	}
+	return b.Bytes()
 }
