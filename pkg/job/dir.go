@@ -15,6 +15,13 @@ const (
 	OutputsDir  = "outputs"
 	MetricsFile = "metrics.jsonl"
 	SlurmIDFile = "slurm_id"
+	// CancelFile records that the user asked to cancel the job (the desired
+	// state): a pending array task that is cancelled vanishes from Slurm
+	// without a trace, and this tells "cancelled" from "lost".
+	CancelFile = "cancel_requested"
+	// SweepsDir holds the sweeps under the spool root; its name is not an
+	// id, so job listings pass it by.
+	SweepsDir = ".sweeps"
 )
 
 // Dir is a job dir, <spool>/<id>.
@@ -35,3 +42,4 @@ func (d Dir) Result() string   { return filepath.Join(string(d), ResultFile) }
 func (d Dir) Outputs() string  { return filepath.Join(string(d), OutputsDir) }
 func (d Dir) Metrics() string  { return filepath.Join(string(d), OutputsDir, MetricsFile) }
 func (d Dir) SlurmID() string  { return filepath.Join(string(d), SlurmIDFile) }
+func (d Dir) Cancel() string   { return filepath.Join(string(d), CancelFile) }

@@ -25,6 +25,17 @@ func NewID(t time.Time) ID {
 	return ID(strings.ToLower(ulid.MustNew(ulid.Timestamp(t), rand.Reader).String()))
 }
 
+// NewIDs returns n fresh ids for jobs submitted together at t, in
+// increasing order, so that they list in the order they were made.
+func NewIDs(t time.Time, n int) []ID {
+	entropy := ulid.Monotonic(rand.Reader, 0)
+	ids := make([]ID, n)
+	for i := range ids {
+		ids[i] = ID(strings.ToLower(ulid.MustNew(ulid.Timestamp(t), entropy).String()))
+	}
+	return ids
+}
+
 // ParseID checks that s is a whole ferry id.
 func ParseID(s string) (ID, error) {
 	if len(s) != ulid.EncodedSize {

@@ -30,6 +30,13 @@ type Spec struct {
 	Dir       string    `json:"dir"`    // the job dir, absolute
 	Source    string    `json:"source"` // the project dir it was packed from
 	Bundle    Bundle    `json:"bundle"`
+	Sweep     *SweepRef `json:"sweep,omitempty"` // set for the tasks of a sweep
+}
+
+// SweepRef ties a task to its sweep.
+type SweepRef struct {
+	ID    ID  `json:"id"`
+	Index int `json:"index"`
 }
 
 // Resources are what the job asks Slurm for.

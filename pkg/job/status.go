@@ -41,6 +41,11 @@ const LostAfter = 60 * time.Second
 // Observe combines the three sources. slurmErr is non-nil when Slurm did not
 // answer: then a job without a result is unknown, never finished.
 func Observe(spec *Spec, slurmID string, sv SlurmView, slurmErr error, res *Result, now time.Time) Status {
+	return ObserveWithDesire(spec, slurmID, sv, slurmErr, res, false, now)
+}
+
+// ObserveWithDesire is Observe knowing whether the user asked to cancel.
+func ObserveWithDesire(spec *Spec, slurmID string, sv SlurmView, slurmErr error, res *Result, cancelRequested bool, now time.Time) Status {
 	st := Status{
 		ID: spec.ID, Project: spec.Project, Name: spec.Name, User: spec.User, SlurmID: slurmID,
 		Image: spec.Image, Command: spec.Command, Submitted: spec.Submitted, Dir: spec.Dir,
@@ -82,6 +87,8 @@ func Observe(spec *Spec, slurmID string, sv SlurmView, slurmErr error, res *Resu
 		}
 	case sv.Known:
 		st.State, st.Reason = sv.State, sv.Reason
+	case cancelRequested:
+		st.State, st.Reason = Cancelled, "cancelled before it started"
 	case now.Sub(spec.Submitted) < LostAfter:
 		st.State, st.Reason = Queued, "submitted"
 	default:

@@ -33,27 +33,61 @@ func (o *Observer) now() time.Time {
 	return time.Now()
 }
 
-// views lists the caller's jobs in Slurm once, keyed by ferry id (never by
-// Slurm id: Slurm reuses those).
-func (o *Observer) views(ctx context.Context, ids []string) (map[job.ID]job.SlurmView, error) {
+// views is one squeue listing, indexed the two ways ferry finds its jobs.
+type views struct {
+	byFerry map[job.ID]job.SlurmView // plain jobs, by the ferry id in the comment
+	byTask  map[string]taskView      // array tasks ("123_4"), whose comment names the sweep
+}
+
+type taskView struct {
+	sweep job.ID
+	view  job.SlurmView
+}
+
+// lookup finds a job's line in the listing, never by Slurm id alone (Slurm
+// reuses ids): a sweep task's line must also name its sweep.
+func (v views) lookup(spec *job.Spec, slurmID string) job.SlurmView {
+	if spec.Sweep != nil {
+		if t, ok := v.byTask[slurmID]; ok && t.sweep == spec.Sweep.ID {
+			return t.view
+		}
+		return job.SlurmView{}
+	}
+	return v.byFerry[spec.ID]
+}
+
+// list asks Slurm once for the caller's jobs (or for the given ids).
+func (o *Observer) list(ctx context.Context, ids []string) (views, error) {
 	q := slurm.Query{User: o.User}
 	if len(ids) > 0 {
 		q = slurm.Query{JobIDs: ids}
 	}
 	jobs, err := o.Slurm.Jobs(ctx, q)
 	if err != nil {
-		return nil, err
+		return views{}, err
 	}
-	out := make(map[job.ID]job.SlurmView, len(jobs))
+	v := views{byFerry: make(map[job.ID]job.SlurmView, len(jobs)), byTask: map[string]taskView{}}
 	for _, j := range jobs {
 		id, ok := j.FerryID()
 		if !ok || (o.User != "" && j.User != o.User) {
 			continue // anyone may write any comment on their own jobs
 		}
 		st, reason := j.Observed()
-		out[id] = job.SlurmView{Known: true, State: st, Reason: reason, Node: j.Nodes, Start: j.Start, End: j.End}
+		sv := job.SlurmView{Known: true, State: st, Reason: reason, Node: j.Nodes, Start: j.Start, End: j.End}
+		if j.ArrayTaskID >= 0 {
+			v.byTask[j.ID] = taskView{sweep: id, view: sv}
+			continue
+		}
+		v.byFerry[id] = sv
 	}
-	return out, nil
+	return v, nil
+}
+
+func observeDir(d job.Dir, spec *job.Spec, v views, serr error, now time.Time) job.Status {
+	res, _ := job.ReadResult(d)
+	sid := job.ReadSlurmID(d)
+	_, cerr := os.Stat(d.Cancel())
+	return job.ObserveWithDesire(spec, sid, v.lookup(spec, sid), serr, res, cerr == nil, now)
 }
 
 // Status observes one job dir.
@@ -62,19 +96,15 @@ func (o *Observer) Status(ctx context.Context, d job.Dir) (job.Status, error) {
 	if err != nil {
 		return job.Status{}, fmt.Errorf("job %s: %w", d.ID(), err)
 	}
-	res, err := job.ReadResult(d)
-	if err != nil {
+	if _, err := job.ReadResult(d); err != nil {
 		return job.Status{}, err
 	}
-	sid := job.ReadSlurmID(d)
-	var views map[job.ID]job.SlurmView
+	var v views
 	var serr error
-	if sid != "" && (res == nil || !res.State.Terminal()) {
-		views, serr = o.views(ctx, []string{sid})
-	} else if sid != "" {
-		views, _ = o.views(ctx, []string{sid}) // only refines a finished job
+	if sid := job.ReadSlurmID(d); sid != "" {
+		v, serr = o.list(ctx, []string{sid})
 	}
-	return job.Observe(spec, sid, views[spec.ID], serr, res, o.now()), nil
+	return observeDir(d, spec, v, serr, o.now()), nil
 }
 
 // Filter narrows List.
@@ -90,7 +120,7 @@ func (o *Observer) List(ctx context.Context, f Filter) ([]job.Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	views, serr := o.views(ctx, nil)
+	v, serr := o.list(ctx, nil)
 	now := o.now()
 	var out []job.Status
 	for _, d := range dirs {
@@ -101,8 +131,7 @@ func (o *Observer) List(ctx context.Context, f Filter) ([]job.Status, error) {
 		if f.Project != "" && spec.Project != f.Project {
 			continue
 		}
-		res, _ := job.ReadResult(d)
-		st := job.Observe(spec, job.ReadSlurmID(d), views[spec.ID], serr, res, now)
+		st := observeDir(d, spec, v, serr, now)
 		if f.State != "" && st.State != f.State {
 			continue
 		}

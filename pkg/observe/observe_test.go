@@ -56,7 +56,7 @@ func (f *fakeSlurm) calls() []slurm.Query {
 }
 
 func sjob(slurmID string, id job.ID, state string) slurm.Job {
-	return slurm.Job{ID: slurmID, State: state, User: "ann", Comment: "ferry:" + string(id), Nodes: "w1"}
+	return slurm.Job{ArrayTaskID: -1, ID: slurmID, State: state, User: "ann", Comment: "ferry:" + string(id), Nodes: "w1"}
 }
 
 // mkJob writes a job dir as submit leaves it: spec.json, and slurm_id when
@@ -110,10 +110,10 @@ func TestList(t *testing.T) {
 	sl.set(
 		sjob("101", running.ID(), "RUNNING"),
 		sjob("104", queued.ID(), "PENDING"),
-		slurm.Job{ID: "555", State: "RUNNING", Comment: "not ferry"},
-		slurm.Job{ID: "556", State: "RUNNING", User: "ann", Comment: "ferry:garbage"},
+		slurm.Job{ArrayTaskID: -1, ID: "555", State: "RUNNING", Comment: "not ferry"},
+		slurm.Job{ArrayTaskID: -1, ID: "556", State: "RUNNING", User: "ann", Comment: "ferry:garbage"},
 		// Anyone may put any comment on their own job: mallory's is ignored.
-		slurm.Job{ID: "666", State: "CANCELLED", User: "mallory", Comment: "ferry:" + string(running.ID())},
+		slurm.Job{ArrayTaskID: -1, ID: "666", State: "CANCELLED", User: "mallory", Comment: "ferry:" + string(running.ID())},
 	)
 	o := &observe.Observer{Spool: job.Spool{Root: root}, Slurm: sl, User: "ann", Now: func() time.Time { return now }}
 
@@ -303,7 +303,7 @@ func TestWaitSlurmEndsWithoutResult(t *testing.T) {
 		{
 			name: "cancelled while queued",
 			slurm: func(id job.ID) []slurm.Job {
-				return []slurm.Job{{ID: "42", State: "CANCELLED", User: "ann", Comment: "ferry:" + string(id)}}
+				return []slurm.Job{{ArrayTaskID: -1, ID: "42", State: "CANCELLED", User: "ann", Comment: "ferry:" + string(id)}}
 			},
 			wantState:  job.Cancelled,
 			wantReason: "cancelled before it started",

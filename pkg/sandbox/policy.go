@@ -30,6 +30,9 @@ type Allocation struct {
 	CPUs       int
 	MemBytes   int64
 	GPUs       int
+	// Array is set for a task of a job array (a sweep): its comment names
+	// the sweep, and each task has a job dir of its own.
+	Array bool
 }
 
 // Policy is the admin's rules for sandboxes on one worker.
@@ -94,15 +97,23 @@ func (p *Policy) Decide(req Request, peer Peer, alloc Allocation) (ContainerSpec
 		return ContainerSpec{}, refuse("Slurm job %s is not a ferry job (its comment has no ferry id)", req.SlurmJobID)
 	}
 	// The job dir: the caller's own, under their home, named by the job.
-	jobDir, err := p.checkJobDir(req.JobDir, peer.UID, alloc.FerryID)
+	dirID := alloc.FerryID
+	if alloc.Array {
+		dirID = "" // any of the caller's job dirs: checked to be a job id below
+	}
+	jobDir, err := p.checkJobDir(req.JobDir, peer.UID, dirID)
 	if err != nil {
 		return ContainerSpec{}, err
+	}
+	id, err := job.ParseID(filepath.Base(jobDir))
+	if err != nil || string(id) != filepath.Base(jobDir) {
+		return ContainerSpec{}, refuse("job dir %s is not a ferry job dir", req.JobDir)
 	}
 	outputs, err := ownedDir(filepath.Join(jobDir, job.OutputsDir), peer.UID)
 	if err != nil {
 		return ContainerSpec{}, err
 	}
-	scratch, err := p.checkScratch(req.Scratch, peer.UID, alloc.FerryID)
+	scratch, err := p.checkScratch(req.Scratch, peer.UID, id)
 	if err != nil {
 		return ContainerSpec{}, err
 	}
@@ -121,7 +132,7 @@ func (p *Policy) Decide(req Request, peer Peer, alloc Allocation) (ContainerSpec
 	}
 	env := []string{
 		"HOME=/tmp",
-		"FERRY_JOB_ID=" + string(alloc.FerryID),
+		"FERRY_JOB_ID=" + string(id),
 		"FERRY_SLURM_JOB_ID=" + alloc.SlurmJobID,
 		"FERRY_OUTPUTS=/out",
 		"FERRY_PARAMS_FILE=/work/ferry_params.json",
@@ -158,7 +169,7 @@ func (p *Policy) Decide(req Request, peer Peer, alloc Allocation) (ContainerSpec
 		cpus = 1
 	}
 	return ContainerSpec{
-		Name:        "ferry-" + alloc.SlurmJobID + "-" + alloc.FerryID.Short(),
+		Name:        "ferry-" + alloc.SlurmJobID + "-" + id.Short(),
 		Hostname:    p.Node,
 		Image:       req.Image,
 		Cmd:         req.Command,
@@ -174,7 +185,7 @@ func (p *Policy) Decide(req Request, peer Peer, alloc Allocation) (ContainerSpec
 		CapAdd:      caps,
 		TmpfsSize:   p.TmpfsSize,
 		Labels: map[string]string{
-			LabelJob:      string(alloc.FerryID),
+			LabelJob:      string(id),
 			LabelSlurmJob: alloc.SlurmJobID,
 			LabelUID:      strconv.Itoa(peer.UID),
 			LabelNode:     p.Node,

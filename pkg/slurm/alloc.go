@@ -21,12 +21,16 @@ type Allocation struct {
 	GPUs     int
 	Comment  string
 	WorkDir  string
+	// ArrayTask is the task index of an array job, -1 for a plain job;
+	// ArrayJobID is the array's id ("123" of 123_4).
+	ArrayTask  int
+	ArrayJobID string
 }
 
 // MinMemory comes before tres-alloc: without memory in SelectTypeParameters
 // (CR_Core, as on clusters without cgroups) the TRES carry no mem, and the
 // request is all there is; the container limit enforces it.
-var allocFields = []string{"JobID", "UserID", "State", "NodeList", "NumCPUs", "MinMemory", "tres-alloc", "WorkDir", "Comment"}
+var allocFields = []string{"JobID", "UserID", "State", "NodeList", "NumCPUs", "MinMemory", "tres-alloc", "ArrayTaskID", "ArrayJobID", "WorkDir", "Comment"}
 
 func allocFormat() string {
 	var b strings.Builder
@@ -60,14 +64,29 @@ func (c *Client) Allocation(ctx context.Context, id string) (Allocation, error) 
 		}
 		return Allocation{}, err
 	}
-	return parseAllocation(string(out))
+	return parseAllocation(string(out), id)
 }
 
-func parseAllocation(out string) (Allocation, error) {
-	rec, _, ok := strings.Cut(out, recordEnd)
-	if !ok || strings.TrimSpace(rec) == "" {
-		return Allocation{}, ErrNoSuchJob
+// parseAllocation picks the record of job id: `squeue -j` given an array's
+// own id lists every task of the array, and the last task to start carries
+// that id as its JobID.
+func parseAllocation(out, id string) (Allocation, error) {
+	for _, rec := range strings.Split(out, recordEnd+"\n") {
+		if strings.TrimSpace(rec) == "" {
+			continue
+		}
+		a, err := parseAllocRecord(rec)
+		if err != nil {
+			return Allocation{}, err
+		}
+		if a.ID == id {
+			return a, nil
+		}
 	}
+	return Allocation{}, ErrNoSuchJob
+}
+
+func parseAllocRecord(rec string) (Allocation, error) {
 	f := strings.SplitN(rec, fieldSep, len(allocFields))
 	if len(f) != len(allocFields) {
 		return Allocation{}, fmt.Errorf("squeue: want %d fields, got %d in %q", len(allocFields), len(f), truncate(rec, 200))
@@ -75,7 +94,10 @@ func parseAllocation(out string) (Allocation, error) {
 	for i := range f[:len(f)-1] {
 		f[i] = strings.TrimSpace(f[i])
 	}
-	a := Allocation{ID: f[0], State: baseState(f[2]), Comment: str(f[8]), WorkDir: str(f[7])}
+	a := Allocation{ID: f[0], State: baseState(f[2]), Comment: str(f[10]), WorkDir: str(f[9]), ArrayTask: -1, ArrayJobID: str(f[8])}
+	if n, err := strconv.Atoi(f[7]); err == nil && n >= 0 {
+		a.ArrayTask = n
+	}
 	var err error
 	if a.UID, err = strconv.Atoi(f[1]); err != nil {
 		return Allocation{}, fmt.Errorf("squeue: bad uid %q", f[1])

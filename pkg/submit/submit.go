@@ -162,13 +162,9 @@ func (s *Submitter) SubmitSpec(ctx context.Context, spec *job.Spec) (*Submitted,
 	if s.Now != nil {
 		now = s.Now
 	}
-	u, err := user.Current()
-	if err != nil {
-		return nil, fmt.Errorf("who am I: %w", err)
+	if err := s.identify(spec); err != nil {
+		return nil, err
 	}
-	spec.User = u.Username
-	spec.UID, _ = strconv.Atoi(u.Uid)
-	spec.GID, _ = strconv.Atoi(u.Gid)
 	spec.Submitted = now().UTC()
 	spec.ID = job.NewID(spec.Submitted)
 
@@ -252,6 +248,18 @@ func (s *Submitter) SubmitSpec(ctx context.Context, spec *job.Spec) (*Submitted,
 		return nil, fmt.Errorf("record Slurm id %s for job %s: %w", slurmID, spec.ID, err)
 	}
 	return &Submitted{Spec: spec, SlurmID: slurmID, Dir: final}, nil
+}
+
+// identify records the submitting user in spec.
+func (s *Submitter) identify(spec *job.Spec) error {
+	u, err := user.Current()
+	if err != nil {
+		return fmt.Errorf("who am I: %w", err)
+	}
+	spec.User = u.Username
+	spec.UID, _ = strconv.Atoi(u.Uid)
+	spec.GID, _ = strconv.Atoi(u.Gid)
+	return nil
 }
 
 func (s *Submitter) pack(ctx context.Context, src, dst string) (bundle.Info, error) {

@@ -136,7 +136,7 @@ func (s Allocations) Allocation(ctx context.Context, id string) (sb.Allocation, 
 		}
 		return sb.Allocation{}, err
 	}
-	out := sb.Allocation{SlurmJobID: a.ID, UID: a.UID, State: a.State, Nodes: a.Nodes, CPUs: a.CPUs, MemBytes: a.MemBytes, GPUs: a.GPUs}
+	out := sb.Allocation{SlurmJobID: a.ID, UID: a.UID, State: a.State, Nodes: a.Nodes, CPUs: a.CPUs, MemBytes: a.MemBytes, GPUs: a.GPUs, Array: a.ArrayTask >= 0}
 	if rest, ok := strings.CutPrefix(a.Comment, "ferry:"); ok {
 		if id, err := job.ParseID(rest); err == nil {
 			out.FerryID = id

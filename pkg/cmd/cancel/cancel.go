@@ -5,10 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-hpc/ferry/pkg/cmd/factory"
+	"github.com/ferry-hpc/ferry/pkg/job"
+	"github.com/ferry-hpc/ferry/pkg/submit"
 )
 
 // Options are cancel's arguments.
@@ -24,7 +27,7 @@ func NewCmdCancel(f *factory.Factory, runF func(context.Context, *Options) error
 		Use:     "cancel ID...",
 		Aliases: []string{"stop"},
 		Short:   "Cancel jobs (queued or running)",
-		Long: `Cancel jobs with scancel. A running job's container is stopped (SIGTERM,
+		Long: `Cancel jobs with scancel (a sweep's id cancels all its tasks). A running job's container is stopped (SIGTERM,
 then SIGKILL after the grace period) and removed, and the job ends as
 'cancelled', not 'failed'. Its log and outputs so far stay in the job dir.
 
@@ -50,6 +53,14 @@ func runCancel(ctx context.Context, o *Options) error {
 	var errs []error
 	for _, ref := range o.Refs {
 		d, err := o.F.Resolve(ctx, ref)
+		if errors.Is(err, job.ErrNotFound) {
+			if done, serr := cancelSweep(ctx, o, ref); done {
+				if serr != nil {
+					errs = append(errs, serr)
+				}
+				continue
+			}
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -67,6 +78,7 @@ func runCancel(ctx context.Context, o *Options) error {
 			errs = append(errs, fmt.Errorf("job %s has no Slurm job to cancel", st.ID.Short()))
 			continue
 		}
+		_ = os.WriteFile(d.Cancel(), nil, 0o600) // the desired state, for tasks that vanish
 		if err := o.F.Slurm().Cancel(ctx, []string{st.SlurmID}, ""); err != nil {
 			errs = append(errs, fmt.Errorf("cancel job %s: %w", st.ID.Short(), err))
 			continue
@@ -74,4 +86,34 @@ func runCancel(ctx context.Context, o *Options) error {
 		fmt.Fprintln(o.F.IO.Out, st.ID)
 	}
 	return errors.Join(errs...)
+}
+
+// cancelSweep cancels every array of the sweep ref names. It reports false
+// when ref is no sweep.
+func cancelSweep(ctx context.Context, o *Options, ref string) (bool, error) {
+	cfg, err := o.F.Config()
+	if err != nil {
+		return false, nil
+	}
+	dir, err := submit.FindSweep(cfg.SpoolRoot, ref)
+	if err != nil {
+		return false, nil
+	}
+	sw, err := submit.ReadSweep(dir)
+	if err != nil {
+		return true, err
+	}
+	var ids []string
+	for _, a := range sw.Arrays {
+		ids = append(ids, a.SlurmID)
+	}
+	for _, t := range sw.Tasks {
+		_ = os.WriteFile(job.Dir(t.Dir).Cancel(), nil, 0o600)
+	}
+	if err := o.F.Slurm().Cancel(ctx, ids, ""); err != nil {
+		return true, fmt.Errorf("cancel sweep %s: %w", sw.ID.Short(), err)
+	}
+	fmt.Fprintln(o.F.IO.Out, sw.ID)
+	fmt.Fprintf(o.F.IO.ErrOut, "cancelled sweep %s (%d tasks)\n", sw.ID.Short(), len(sw.Tasks))
+	return true, nil
 }

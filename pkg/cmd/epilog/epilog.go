@@ -20,6 +20,7 @@ import (
 	"github.com/ferry-hpc/ferry/pkg/job"
 	sb "github.com/ferry-hpc/ferry/pkg/sandbox"
 	"github.com/ferry-hpc/ferry/pkg/slurm"
+	"github.com/ferry-hpc/ferry/pkg/submit"
 )
 
 // NewCmdEpilog builds `ferry epilog`.
@@ -98,7 +99,13 @@ func backfillResult(a slurm.Allocation, node string, removed int) error {
 	if err != nil {
 		return err
 	}
-	dir, err := sb.CheckJobDir(a.WorkDir, home, a.UID, id)
+	jobDir := a.WorkDir
+	if a.ArrayTask >= 0 { // a sweep task: its job dir is listed in the sweep's record
+		if jobDir, id, err = sweepTask(a, home, id); err != nil {
+			return err
+		}
+	}
+	dir, err := sb.CheckJobDir(jobDir, home, a.UID, id)
 	if err != nil {
 		return err
 	}
@@ -147,4 +154,26 @@ func backfillResult(a slurm.Allocation, node string, removed int) error {
 		return err
 	}
 	return root.Rename(tmp, job.ResultFile)
+}
+
+// sweepTask finds an array task's job dir from sweep.json in the sweep dir
+// (the array's work dir), after checking that dir is the user's own.
+func sweepTask(a slurm.Allocation, home string, sweepID job.ID) (string, job.ID, error) {
+	dir, err := sb.CheckJobDir(a.WorkDir, home, a.UID, sweepID)
+	if err != nil {
+		return "", "", err
+	}
+	sw, err := submit.ReadSweep(dir)
+	if err != nil {
+		return "", "", err
+	}
+	for _, arr := range sw.Arrays {
+		if arr.SlurmID == a.ArrayJobID {
+			i := arr.First + a.ArrayTask
+			if i >= 0 && i < len(sw.Tasks) && i <= arr.Last {
+				return sw.Tasks[i].Dir, sw.Tasks[i].ID, nil
+			}
+		}
+	}
+	return "", "", fmt.Errorf("sweep %s has no task for array %s_%d", sweepID, a.ArrayJobID, a.ArrayTask)
 }

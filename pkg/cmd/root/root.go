@@ -25,6 +25,7 @@ import (
 	"github.com/ferry-hpc/ferry/pkg/cmd/sandbox"
 	"github.com/ferry-hpc/ferry/pkg/cmd/status"
 	"github.com/ferry-hpc/ferry/pkg/cmd/submit"
+	"github.com/ferry-hpc/ferry/pkg/cmd/sweep"
 	"github.com/ferry-hpc/ferry/pkg/cmd/version"
 )
 
@@ -57,6 +58,7 @@ A job ID is ferry's id, any unique prefix of it, or the Slurm job id.`,
 	for _, c := range []*cobra.Command{
 		initcmd.NewCmdInit(f, nil),
 		submit.NewCmdSubmit(f, nil),
+		sweep.NewCmdSweep(f, nil),
 		ls.NewCmdLs(f, nil),
 		status.NewCmdStatus(f, nil),
 		logs.NewCmdLogs(f, nil),

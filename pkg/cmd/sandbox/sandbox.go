@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -16,12 +17,15 @@ import (
 	"github.com/ferry-hpc/ferry/pkg/cmd/factory"
 	"github.com/ferry-hpc/ferry/pkg/job"
 	sb "github.com/ferry-hpc/ferry/pkg/sandbox"
+	"github.com/ferry-hpc/ferry/pkg/submit"
 )
 
 // Options are sandbox run's flags.
 type Options struct {
-	F      *factory.Factory
-	JobDir string
+	F        *factory.Factory
+	JobDir   string
+	SweepDir string
+	First    int
 }
 
 // NewCmdSandbox builds the hidden `ferry sandbox` group.
@@ -54,7 +58,10 @@ cancelled or timeout. Exits with the job's exit code.`,
 		},
 	}
 	cmd.Flags().StringVar(&o.JobDir, "job-dir", "", "the job dir")
-	_ = cmd.MarkFlagRequired("job-dir")
+	cmd.Flags().StringVar(&o.SweepDir, "sweep-dir", "", "a sweep's dir: run the task first+$SLURM_ARRAY_TASK_ID")
+	cmd.Flags().IntVar(&o.First, "first", 0, "with --sweep-dir: the sweep index of this array's task 0")
+	cmd.MarkFlagsOneRequired("job-dir", "sweep-dir")
+	cmd.MarkFlagsMutuallyExclusive("job-dir", "sweep-dir")
 	return cmd
 }
 
@@ -68,7 +75,13 @@ func run(ctx context.Context, o *Options) error {
 	if slurmID == "" || node == "" {
 		return factory.Usagef("ferry sandbox run runs inside a Slurm job (SLURM_JOB_ID and SLURMD_NODENAME are not set); submit with 'ferry submit'")
 	}
-	dir, err := filepath.Abs(o.JobDir)
+	jobDir := o.JobDir
+	if o.SweepDir != "" {
+		if jobDir, err = taskDir(o.SweepDir, o.First); err != nil {
+			return err
+		}
+	}
+	dir, err := filepath.Abs(jobDir)
 	if err != nil {
 		return err
 	}
@@ -97,4 +110,21 @@ func run(ctx context.Context, o *Options) error {
 	default:
 		return &factory.ExitError{Code: 1, Silent: true}
 	}
+}
+
+// taskDir finds the job dir of this array task in the sweep's record.
+func taskDir(sweepDir string, first int) (string, error) {
+	n, err := strconv.Atoi(os.Getenv("SLURM_ARRAY_TASK_ID"))
+	if err != nil {
+		return "", fmt.Errorf("--sweep-dir needs SLURM_ARRAY_TASK_ID (run by an array job): %w", err)
+	}
+	sw, err := submit.ReadSweep(sweepDir)
+	if err != nil {
+		return "", err
+	}
+	i := first + n
+	if i < 0 || i >= len(sw.Tasks) || sw.Tasks[i].Index != i {
+		return "", fmt.Errorf("sweep %s has no task %d", sw.ID, i)
+	}
+	return sw.Tasks[i].Dir, nil
 }

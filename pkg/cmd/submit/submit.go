@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -19,20 +17,16 @@ import (
 
 // Options are submit's parsed flags and dependencies.
 type Options struct {
-	F          *factory.Factory
-	Request    submit.Request
-	ParamKVs   []string
-	ParamsFile string
-	EnvKVs     []string
-	Wait       bool
-	Follow     bool
-	Output     output.Format
+	F      *factory.Factory
+	Job    JobFlags
+	Wait   bool
+	Follow bool
+	Output output.Format
 }
 
 // NewCmdSubmit builds the command; runF replaces the run function in tests.
 func NewCmdSubmit(f *factory.Factory, runF func(context.Context, *Options) error) *cobra.Command {
 	o := &Options{F: f}
-	o.Request.GPUs = -1
 	cmd := &cobra.Command{
 		Use:   "submit [flags] DIR [-- COMMAND ARGS...]",
 		Short: "Pack a project dir and run it on the cluster",
@@ -59,22 +53,8 @@ as your own uid, and there is no network unless the cluster allows one.
   ferry submit --wait -f ./myproj -- python3 train.py --epochs 3
   ferry submit --param lr=0.01 --param layers=[64,64] --cpus 2 --mem 4G ./myproj
   ferry submit -o json ./myproj | jq -r .id`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			dash := cmd.ArgsLenAtDash()
-			n := len(args)
-			if dash >= 0 {
-				n = dash
-			}
-			if n != 1 {
-				return factory.Usagef("submit takes one project DIR (then, optionally, -- COMMAND ARGS...); got %d arguments before --", n)
-			}
-			return nil
-		},
+		Args: func(cmd *cobra.Command, args []string) error { return o.Job.Args(cmd, args) },
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o.Request.Dir = args[0]
-			if dash := cmd.ArgsLenAtDash(); dash >= 0 {
-				o.Request.Command = args[dash:]
-			}
 			if o.Follow {
 				o.Wait = true
 			}
@@ -84,18 +64,8 @@ as your own uid, and there is no network unless the cluster allows one.
 			return runSubmit(cmd.Context(), o)
 		},
 	}
+	o.Job.Bind(cmd)
 	fl := cmd.Flags()
-	fl.StringArrayVar(&o.ParamKVs, "param", nil, "set a parameter, key=value (repeatable)")
-	fl.StringVar(&o.ParamsFile, "params", "", "read parameters from a JSON or YAML `FILE`")
-	fl.StringArrayVar(&o.EnvKVs, "env", nil, "set an environment variable in the sandbox, NAME=value (repeatable)")
-	fl.StringVar(&o.Request.Image, "image", "", "sandbox image (must be on the cluster's allowlist)")
-	fl.IntVar(&o.Request.CPUs, "cpus", 0, "CPUs to ask for")
-	fl.StringVar(&o.Request.Mem, "mem", "", "memory to ask for, e.g. 512M or 4G")
-	fl.IntVar(&o.Request.GPUs, "gpus", -1, "GPUs to ask for")
-	fl.StringVar(&o.Request.Time, "time", "", "time limit: minutes, HH:MM:SS, D-HH:MM:SS or e.g. 90m")
-	fl.StringVar(&o.Request.Partition, "partition", "", "Slurm partition")
-	fl.StringVar(&o.Request.Name, "name", "", "a name for this run, shown by ls")
-	fl.StringVar(&o.Request.Network, "network", "", "a network the cluster allows (default: none)")
 	fl.BoolVar(&o.Wait, "wait", false, "wait for the job to end; exit with its exit code")
 	fl.BoolVarP(&o.Follow, "follow", "f", false, "stream the job's log while waiting (implies --wait)")
 	output.AddFlag(cmd, &o.Output)
@@ -104,46 +74,11 @@ as your own uid, and there is no network unless the cluster allows one.
 
 func runSubmit(ctx context.Context, o *Options) error {
 	f := o.F
-	cfg, err := f.Config()
+	s, err := o.Job.Submitter(f)
 	if err != nil {
-		return &factory.UsageError{Err: err}
+		return err
 	}
-	params := map[string]any{}
-	if o.ParamsFile != "" {
-		p, err := submit.ReadParamsFile(o.ParamsFile)
-		if err != nil {
-			return &factory.UsageError{Err: err}
-		}
-		maps.Copy(params, p)
-	}
-	for _, kv := range o.ParamKVs {
-		k, v, err := submit.ParseParam(kv)
-		if err != nil {
-			return &factory.UsageError{Err: err}
-		}
-		params[k] = v
-	}
-	o.Request.Params = params
-	o.Request.Env = map[string]string{}
-	for _, kv := range o.EnvKVs {
-		k, v, ok := cutKV(kv)
-		if !ok {
-			return factory.Usagef("--env %q: want NAME=value", kv)
-		}
-		o.Request.Env[k] = v
-	}
-	ferry := cfg.FerryBinary
-	if ferry == "" {
-		exe, err := f.Executable()
-		if err != nil {
-			return fmt.Errorf("find the ferry binary: %w", err)
-		}
-		if ferry, err = filepath.EvalSymlinks(exe); err != nil {
-			return fmt.Errorf("find the ferry binary: %w", err)
-		}
-	}
-	s := &submit.Submitter{Config: cfg, Slurm: f.Slurm(), Ferry: ferry, Now: f.Now, Progress: f.IO.ErrOut, TTY: f.IO.ErrTTY}
-	res, err := s.Submit(ctx, o.Request)
+	res, err := s.Submit(ctx, o.Job.Request)
 	if err != nil {
 		var bi *submit.BadInput
 		if errors.As(err, &bi) {
@@ -204,15 +139,6 @@ type submittedOut struct {
 
 func submittedJSON(r *submit.Submitted, st *job.Status) submittedOut {
 	return submittedOut{ID: r.Spec.ID, SlurmID: r.SlurmID, Dir: r.Dir.Path(), Project: r.Spec.Project, Bundle: r.Spec.Bundle, Status: st}
-}
-
-func cutKV(kv string) (string, string, bool) {
-	for i := 0; i < len(kv); i++ {
-		if kv[i] == '=' {
-			return kv[:i], kv[i+1:], i > 0
-		}
-	}
-	return "", "", false
 }
 
 func humanBytes(n int64) string {

@@ -1,0 +1,119 @@
+package submit_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ferry-hpc/ferry/pkg/job"
+	"github.com/ferry-hpc/ferry/pkg/submit"
+)
+
+// arraySbatch answers each array submission with the next id and keeps the
+// scripts; it fails the call numbered failAt (1-based) when set.
+type arraySbatch struct {
+	mu        sync.Mutex
+	scripts   []string
+	failAt    int
+	cancelled []string
+}
+
+func (a *arraySbatch) Submit(_ context.Context, script string, _ ...string) (string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	data, _ := os.ReadFile(script)
+	a.scripts = append(a.scripts, string(data))
+	if len(a.scripts) == a.failAt {
+		return "", errors.New("sbatch: Batch job submission failed")
+	}
+	return []string{"500", "600", "700"}[len(a.scripts)-1], nil
+}
+
+func (a *arraySbatch) Cancel(_ context.Context, ids []string, _ string) error {
+	a.cancelled = append(a.cancelled, ids...)
+	return nil
+}
+
+type maxArray int
+
+func (m maxArray) MaxArraySize(context.Context) (int, error) { return int(m), nil }
+
+func sets(n int) []map[string]any {
+	out := make([]map[string]any, n)
+	for i := range out {
+		out[i] = map[string]any{"i": i}
+	}
+	return out
+}
+
+func TestSubmitSweepSplitsIntoArrays(t *testing.T) {
+	sb := &arraySbatch{}
+	s, spec := submitter(t, nil, nil)
+	s.Slurm = sb
+	sw, err := s.SubmitSweep(context.Background(), spec, sets(25), 3, maxArray(10))
+	require.NoError(t, err)
+
+	require.Len(t, sw.Tasks, 25)
+	assert.Equal(t, []submit.ArrayJob{{SlurmID: "500", First: 0, Last: 9}, {SlurmID: "600", First: 10, Last: 19}, {SlurmID: "700", First: 20, Last: 24}}, sw.Arrays)
+	require.Len(t, sb.scripts, 3)
+	assert.Contains(t, sb.scripts[0], "#SBATCH --array=0-9%3\n")
+	assert.Contains(t, sb.scripts[2], "#SBATCH --array=0-4%3\n")
+	assert.Contains(t, sb.scripts[1], "'--first' '10'")
+	assert.Contains(t, sb.scripts[0], "#SBATCH --comment=ferry:"+string(sw.ID)+"\n")
+
+	for i, task := range sw.Tasks {
+		d := job.Dir(task.Dir)
+		spec, err := job.ReadSpec(d)
+		require.NoError(t, err)
+		assert.Equal(t, task.ID, spec.ID)
+		require.NotNil(t, spec.Sweep)
+		assert.Equal(t, job.SweepRef{ID: sw.ID, Index: i}, *spec.Sweep)
+		assert.Equal(t, 0.1, spec.Params["lr"], "the base params stay")
+		assert.EqualValues(t, i, spec.Params["i"], "the task's own params are added")
+		arr := sw.Arrays[i/10]
+		assert.Equal(t, arr.SlurmID+"_"+itoa(i-arr.First), job.ReadSlurmID(d))
+		fi, err := os.Stat(d.Bundle())
+		require.NoError(t, err)
+		assert.Equal(t, spec.Bundle.Size, fi.Size())
+	}
+	// ids sort in task order, so ls lists a sweep in order
+	for i := 1; i < len(sw.Tasks); i++ {
+		assert.Less(t, string(sw.Tasks[i-1].ID), string(sw.Tasks[i].ID))
+	}
+	got, err := submit.ReadSweep(sw.Dir)
+	require.NoError(t, err)
+	assert.Equal(t, sw.Arrays, got.Arrays)
+	found, err := submit.FindSweep(s.Config.SpoolRoot, string(sw.ID)[:12])
+	require.NoError(t, err)
+	assert.Equal(t, sw.Dir, found)
+	// the sweep dir is not listed as a job
+	dirs, err := job.Spool{Root: s.Config.SpoolRoot}.Dirs()
+	require.NoError(t, err)
+	assert.Len(t, dirs, 25)
+}
+
+func TestSubmitSweepRefusedLeavesNothing(t *testing.T) {
+	sb := &arraySbatch{failAt: 2}
+	s, spec := submitter(t, nil, nil)
+	s.Slurm = sb
+	_, err := s.SubmitSweep(context.Background(), spec, sets(15), 0, maxArray(10))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "sbatch refused sweep")
+	assert.Equal(t, []string{"500"}, sb.cancelled, "the array already submitted is cancelled")
+	for _, e := range spoolEntries(t, s.Config.SpoolRoot) {
+		if e == job.SweepsDir {
+			assert.Empty(t, spoolEntries(t, filepath.Join(s.Config.SpoolRoot, e)))
+			continue
+		}
+		t.Errorf("left behind in the spool: %s", e)
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
