@@ -107,6 +107,13 @@ class Job:
         """True once the job dir shows the job is over (no CLI call)."""
         return self._final is not None or (self.dir is not None and (self.dir / "result.json").exists())
 
+    def _local_state(self) -> str:
+        """The state as far as the job dir and the last status call tell."""
+        r = self._result_json()
+        if r is not None and r.get("state"):
+            return r["state"]
+        return self._last_state
+
     def done(self) -> bool:
         """True when the job has ended (or, for a function call, its result is in)."""
         if self._seen_done():
@@ -192,6 +199,8 @@ class Job:
             return "unknown", str(e)
         state = st.get("state", "unknown")
         bits = []
+        if state not in TERMINAL and isinstance(self, FunctionJob) and self._seen_done():
+            bits.append("result in (" + self._local_state() + ")")
         if st.get("reason"):
             bits.append(st["reason"])
         if st.get("node"):
@@ -233,6 +242,14 @@ class FunctionJob(Job):
     def _seen_done(self) -> bool:
         p = self._result_path()
         return (p is not None and p.exists()) or super()._seen_done()
+
+    def _local_state(self) -> str:
+        p = self._result_path()
+        try:
+            doc = P.read_json(str(p))
+        except (OSError, ValueError, TypeError):
+            return super()._local_state()
+        return "returned" if doc.get("ok") else "raised"
 
     def result(self, timeout: float | None = None) -> Any:
         """Wait, then return the function's value, or raise what it raised
@@ -341,7 +358,8 @@ def wait_all(jobs: Iterable[Job], timeout: float | None = None, progress: bool |
         el = bar.elapsed()
         if len(jobs) == 1:
             j = jobs[0]
-            return f"ferry {j.kind} {_short(j.id)}: {j._last_state} · {el:.1f} s"
+            st = j._local_state() if not pending else j._last_state
+            return f"ferry {j.kind} {_short(j.id)}: {st} · {el:.1f} s"
         done = len(jobs) - len(pending)
         states: dict[str, int] = {}
         for j in pending:

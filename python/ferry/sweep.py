@@ -123,8 +123,8 @@ class Sweep:
                 + [_fmt((r.get("params") or {}).get(k)) for k in pkeys]
                 + [_fmt((r.get("metrics") or {}).get(k)) for k in mkeys] for r in rows]
         widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
-        lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
-        lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths)) for b in body]
+        lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip()]
+        lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths)).rstrip() for b in body]
         return "\n".join(lines)
 
     def __repr__(self) -> str:
