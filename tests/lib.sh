@@ -55,6 +55,16 @@ ensure_packages() {
 	((rc == 0)) || die "apt-get install ${missing[*]} failed (exit $rc)"
 }
 
+# Debian packages of the Python client (python/ferry), its unit tests and
+# the example notebook that the end-to-end tests execute. No PyPI: the
+# notebook kernel is Debian's /usr/bin/python3, like the sandbox's.
+FERRY_PYTHON_PACKAGES=(python3 python3-cloudpickle python3-numpy python3-setuptools python3-wheel
+	python3-pip python3-venv jupyter-core jupyter-nbconvert python3-nbconvert python3-ipykernel)
+
+ensure_python_packages() {
+	ensure_packages "${FERRY_PYTHON_PACKAGES[@]}"
+}
+
 # pid_alive PIDFILE [COMM]: true if the pid in PIDFILE runs (and, if given,
 # its command name starts with COMM, so a recycled pid is not mistaken).
 pid_alive() {

@@ -51,11 +51,21 @@ for a in "${args[@]}"; do
 done
 ((have_pkg)) || args+=(./...)
 
+# The Python client's unit tests (a fake ferry CLI; no cluster needed).
+ensure_python_packages
+log "python unit tests: /usr/bin/python3 -m unittest discover -s python/tests"
+set +e
+/usr/bin/python3 -m unittest discover -s python/tests 2>&1 | tee "$TEST_LOG"
+py_rc=${PIPESTATUS[0]}
+set -e
+((py_rc == 0)) || warn "python unit tests FAILED (exit $py_rc)"
+
 log "go test -count=1 -v ${args[*]}  (log: $TEST_LOG)"
 set +e
-go test -count=1 -v "${args[@]}" 2>&1 | tee "$TEST_LOG"
+go test -count=1 -v "${args[@]}" 2>&1 | tee -a "$TEST_LOG"
 rc=${PIPESTATUS[0]}
 set -e
+((py_rc == 0)) || ((rc != 0)) || rc=1
 
 if [[ ${CI:-} == true ]]; then
 	module=$(awk '$1 == "module" {print $2; exit}' go.mod)
