@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/user"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -116,7 +117,11 @@ type Layers struct {
 func Load() (*Config, error) {
 	home, err := os.UserHomeDir()
 	if err != nil {
-		home = ""
+		// No $HOME (Slurm's Epilog, daemons started by init): the passwd
+		// database still knows.
+		if u, uerr := user.Current(); uerr == nil {
+			home = u.HomeDir
+		}
 	}
 	return LoadFrom(processLayers(os.Environ(), home, os.Geteuid() == 0))
 }

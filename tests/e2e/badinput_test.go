@@ -32,7 +32,7 @@ func TestBadInput(t *testing.T) {
 
 	big := filepath.Join(dir, "big")
 	require.NoError(t, os.MkdirAll(filepath.Join(big, "data"), 0o755))
-	require.NoError(t, os.WriteFile(filepath.Join(big, "data", "huge.bin"), make([]byte, 300<<10), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(big, "data", "huge.bin"), make([]byte, 3<<20), 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(big, "main.py"), []byte("print(1)\n"), 0o644))
 	chownTree(t, big, u)
 
@@ -50,7 +50,7 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"missing dir", nil, []string{"submit", filepath.Join(dir, "nope")}, 2, "does not exist"},
 		{"unknown job.yaml field", nil, []string{"submit", badYAML}, 2, `unknown field "cpu"`},
-		{"bundle over the cap", []string{"FERRY_MAX_BUNDLE=100K"}, []string{"submit", big, "--", "true"}, 2, "data/huge.bin"},
+		{"bundle over the cap", []string{"FERRY_MAX_BUNDLE=1M"}, []string{"submit", big, "--", "true"}, 2, "data/huge.bin"},
 		{"image off the allowlist", nil, []string{"submit", "--image", "evil/miner:latest", proj}, 2, "evil/miner:latest"},
 		{"unparsable --mem", nil, []string{"submit", "--mem", "lots", proj}, 2, `"lots"`},
 		{"bad --param", nil, []string{"submit", "--param", "novalue", proj}, 2, "key=value"},

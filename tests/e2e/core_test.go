@@ -130,7 +130,11 @@ func TestSigkilledBatchScriptLeavesNoContainer(t *testing.T) {
 	pid := sandboxPID(t, s.Dir)
 	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
 	waitNoContainers(t, s.ID, 15*time.Second)
-	st := waitState(t, u, s.ID, 30*time.Second, func(st job.Status) bool { return st.State.Terminal() })
+	// Slurm may report the end a moment before the epilog has written its record.
+	st := waitState(t, u, s.ID, 30*time.Second, func(st job.Status) bool {
+		_, err := os.Stat(filepath.Join(s.Dir, job.ResultFile))
+		return st.State.Terminal() && err == nil
+	})
 	assert.Equal(t, job.Failed, st.State)
 	assert.Contains(t, st.Reason, "sandbox process was killed")
 	res := readResult(t, s.Dir)
