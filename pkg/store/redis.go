@@ -1,0 +1,461 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/ferry-hpc/ferry/pkg/job"
+)
+
+// Options configure Open.
+type Options struct {
+	Addr     string // host:port
+	Password string
+	DB       int
+	// Prefix starts every key; default "ferry:".
+	Prefix string
+	// MaxEvents caps the event stream (XADD MAXLEN ~); default 100000.
+	MaxEvents int64
+	// MaxMetricPoints caps each job's metric history; default 10000.
+	MaxMetricPoints int64
+	// Timeout bounds dialing, each read and each write; default 5 s.
+	Timeout time.Duration
+}
+
+// DefaultPrefix starts every key ferry writes.
+const DefaultPrefix = "ferry:"
+
+// Redis is the Store on a Redis server.
+type Redis struct {
+	c    *redis.Client
+	o    Options
+	k    Keys
+	hook *counter
+}
+
+// Stats are counters of what a Redis store sent.
+type Stats struct {
+	RoundTrips int64 // commands and pipelines sent, each one network round trip
+	Errors     int64 // round trips that failed (a missing key is no failure)
+}
+
+// Open returns a store on the server at o.Addr. It does not dial: the first
+// command does, so a tracker can start while Redis is down.
+func Open(o Options) *Redis {
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
+	}
+	if o.MaxEvents <= 0 {
+		o.MaxEvents = 100000
+	}
+	if o.MaxMetricPoints <= 0 {
+		o.MaxMetricPoints = 10000
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 5 * time.Second
+	}
+	c := redis.NewClient(&redis.Options{
+		Addr:         o.Addr,
+		Password:     o.Password,
+		DB:           o.DB,
+		Protocol:     2,
+		DialTimeout:  o.Timeout,
+		ReadTimeout:  o.Timeout,
+		WriteTimeout: o.Timeout,
+		// No silent retries: a batch whose reply was lost must not be
+		// sent twice (its events would be doubled). The tracker checks
+		// the generation instead.
+		MaxRetries:               -1,
+		DialerRetries:            1,
+		DisableIdentity:          true,
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+	})
+	h := &counter{}
+	c.AddHook(h)
+	return &Redis{c: c, o: o, k: Keys{Prefix: o.Prefix}, hook: h}
+}
+
+// Close closes the connections.
+func (r *Redis) Close() error { return r.c.Close() }
+
+// Keys returns the store's key names.
+func (r *Redis) Keys() Keys { return r.k }
+
+// Stats returns the counters since Open.
+func (r *Redis) Stats() Stats {
+	return Stats{RoundTrips: r.hook.trips.Load(), Errors: r.hook.errs.Load()}
+}
+
+// Ping checks that the server answers and accepts the password.
+func (r *Redis) Ping(ctx context.Context) error {
+	if err := r.c.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis %s: %w", r.o.Addr, err)
+	}
+	return nil
+}
+
+// Generation implements Store.
+func (r *Redis) Generation(ctx context.Context) (int64, error) {
+	n, err := r.c.HGet(ctx, r.k.Meta(), metaGen).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("redis %s: %w", r.o.Addr, err)
+	}
+	return n, nil
+}
+
+// Fields of the tracker's hash.
+const metaGen = "gen"
+
+// Apply implements Store: one MULTI/EXEC transaction, one round trip.
+func (r *Redis) Apply(ctx context.Context, b *Batch) (int64, error) {
+	now := time.Now()
+	pipe := r.c.TxPipeline()
+	gen := pipe.HIncrBy(ctx, r.k.Meta(), metaGen, 1)
+	for i := range b.Jobs {
+		r.writeJob(ctx, pipe, &b.Jobs[i], now)
+	}
+	for i := range b.Removed {
+		j := &b.Removed[i]
+		pipe.Del(ctx, r.k.Job(j.ID), r.k.Metrics(j.ID))
+		pipe.ZRem(ctx, r.k.Jobs(), string(j.ID))
+		if j.User != "" {
+			pipe.ZRem(ctx, r.k.User(j.User), string(j.ID))
+		}
+		if j.Project != "" {
+			pipe.ZRem(ctx, r.k.Project(j.Project), string(j.ID))
+		}
+	}
+	for _, m := range b.Metrics {
+		key := r.k.Metrics(m.ID)
+		if m.Reset {
+			pipe.Del(ctx, key)
+		}
+		if len(m.Points) > 0 {
+			vals := make([]any, len(m.Points))
+			for i, p := range m.Points {
+				vals[i] = string(p)
+			}
+			pipe.RPush(ctx, key, vals...)
+			pipe.LTrim(ctx, key, -r.o.MaxMetricPoints, -1)
+		}
+	}
+	if b.NodesFull {
+		pipe.Del(ctx, r.k.Nodes())
+	}
+	if len(b.Nodes) > 0 {
+		vals := make([]any, 0, 2*len(b.Nodes))
+		for _, n := range b.Nodes {
+			data, err := json.Marshal(n)
+			if err != nil {
+				return 0, err
+			}
+			vals = append(vals, n.Name, string(data))
+		}
+		pipe.HSet(ctx, r.k.Nodes(), vals...)
+	}
+	for _, e := range b.Events {
+		if e.At.IsZero() {
+			e.At = now
+		}
+		data, err := json.Marshal(e)
+		if err != nil {
+			return 0, err
+		}
+		pipe.XAdd(ctx, &redis.XAddArgs{
+			Stream: r.k.Events(), MaxLen: r.o.MaxEvents, Approx: true,
+			Values: []any{"type", e.Type, "id", string(e.ID), "user", e.User, "event", string(data)},
+		})
+	}
+	if len(b.Meta) > 0 {
+		vals := make([]any, 0, 2*len(b.Meta))
+		for k, v := range b.Meta {
+			vals = append(vals, k, v)
+		}
+		pipe.HSet(ctx, r.k.Meta(), vals...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, fmt.Errorf("redis %s: %w", r.o.Addr, err)
+	}
+	return gen.Val(), nil
+}
+
+func (r *Redis) writeJob(ctx context.Context, pipe redis.Pipeliner, ch *JobChange, now time.Time) {
+	n := ch.New
+	if n.Updated.IsZero() {
+		n.Updated = now
+	}
+	key := r.k.Job(n.ID)
+	nf := n.fields()
+	index := func() {
+		z := redis.Z{Score: n.score(), Member: string(n.ID)}
+		pipe.ZAdd(ctx, r.k.Jobs(), z)
+		if n.User != "" {
+			pipe.ZAdd(ctx, r.k.User(n.User), z)
+		}
+		if n.Project != "" {
+			pipe.ZAdd(ctx, r.k.Project(n.Project), z)
+		}
+	}
+	if ch.Old == nil {
+		pipe.Del(ctx, key)
+		pipe.HSet(ctx, key, flat(nf)...)
+		index()
+		return
+	}
+	set, del := diffFields(ch.Old.fields(), nf)
+	if len(set) == 0 && len(del) == 0 {
+		return
+	}
+	set[fUpdated] = nf[fUpdated]
+	pipe.HSet(ctx, key, flat(set)...)
+	if len(del) > 0 {
+		pipe.HDel(ctx, key, del...)
+	}
+	o := ch.Old
+	if o.User != n.User && o.User != "" {
+		pipe.ZRem(ctx, r.k.User(o.User), string(n.ID))
+	}
+	if o.Project != n.Project && o.Project != "" {
+		pipe.ZRem(ctx, r.k.Project(o.Project), string(n.ID))
+	}
+	if o.User != n.User || o.Project != n.Project || o.score() != n.score() {
+		index()
+	}
+}
+
+func flat(m map[string]string) []any {
+	out := make([]any, 0, 2*len(m))
+	for k, v := range m {
+		out = append(out, k, v)
+	}
+	return out
+}
+
+// Load implements Store: two round trips, whatever the number of jobs.
+func (r *Redis) Load(ctx context.Context) (*Snapshot, error) {
+	pipe := r.c.Pipeline()
+	gen := pipe.HGet(ctx, r.k.Meta(), metaGen)
+	ids := pipe.ZRange(ctx, r.k.Jobs(), 0, -1)
+	nodes := pipe.HGetAll(ctx, r.k.Nodes())
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("redis %s: %w", r.o.Addr, err)
+	}
+	s := &Snapshot{Jobs: map[job.ID]*Job{}, Nodes: map[string]Node{}}
+	if v, err := gen.Int64(); err == nil {
+		s.Gen = v
+	}
+	for name, data := range nodes.Val() {
+		var n Node
+		if json.Unmarshal([]byte(data), &n) == nil {
+			s.Nodes[name] = n
+		}
+	}
+	jobs, err := r.getJobs(ctx, ids.Val())
+	if err != nil {
+		return nil, err
+	}
+	for _, j := range jobs {
+		s.Jobs[j.ID] = j
+	}
+	return s, nil
+}
+
+// getJobs reads the hashes of ids in one round trip; missing ones are left out.
+func (r *Redis) getJobs(ctx context.Context, ids []string) ([]*Job, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	pipe := r.c.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.HGetAll(ctx, r.k.Job(job.ID(id)))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("redis %s: %w", r.o.Addr, err)
+	}
+	out := make([]*Job, 0, len(ids))
+	for _, c := range cmds {
+		if j, err := decodeJob(c.Val()); err == nil {
+			out = append(out, j)
+		}
+	}
+	return out, nil
+}
+
+// Job reads one job's hash.
+func (r *Redis) Job(ctx context.Context, id job.ID) (*Job, error) {
+	m, err := r.c.HGetAll(ctx, r.k.Job(id)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redis %s: %w", r.o.Addr, err)
+	}
+	if len(m) == 0 {
+		return nil, fmt.Errorf("job %s is not in the store: %w", id, job.ErrNotFound)
+	}
+	return decodeJob(m)
+}
+
+// Jobs reads one page of jobs, newest first, and how many the index holds.
+func (r *Redis) Jobs(ctx context.Context, p Page) ([]*Job, int64, error) {
+	key := r.k.Jobs()
+	switch {
+	case p.User != "":
+		key = r.k.User(p.User)
+	case p.Project != "":
+		key = r.k.Project(p.Project)
+	}
+	if p.Limit <= 0 {
+		p.Limit = 50
+	}
+	pipe := r.c.Pipeline()
+	ids := pipe.ZRevRange(ctx, key, p.Offset, p.Offset+p.Limit-1)
+	total := pipe.ZCard(ctx, key)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, 0, fmt.Errorf("redis %s: %w", r.o.Addr, err)
+	}
+	jobs, err := r.getJobs(ctx, ids.Val())
+	return jobs, total.Val(), err
+}
+
+// Events reads up to count events after the stream id after ("" = from
+// the oldest one kept).
+func (r *Redis) Events(ctx context.Context, after string, count int64) ([]Event, error) {
+	start := "-"
+	if after != "" {
+		start = "(" + after
+	}
+	msgs, err := r.c.XRangeN(ctx, r.k.Events(), start, "+", count).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redis %s: %w", r.o.Addr, err)
+	}
+	return decodeEvents(msgs), nil
+}
+
+// WaitEvents blocks up to block for events after the stream id after ("$"
+// = only new ones), as a dashboard following the stream does.
+func (r *Redis) WaitEvents(ctx context.Context, after string, block time.Duration, count int64) ([]Event, error) {
+	streams, err := r.c.XRead(ctx, &redis.XReadArgs{Streams: []string{r.k.Events(), after}, Count: count, Block: block}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("redis %s: %w", r.o.Addr, err)
+	}
+	var out []Event
+	for _, s := range streams {
+		out = append(out, decodeEvents(s.Messages)...)
+	}
+	return out, nil
+}
+
+func decodeEvents(msgs []redis.XMessage) []Event {
+	out := make([]Event, 0, len(msgs))
+	for _, m := range msgs {
+		var e Event
+		if s, ok := m.Values["event"].(string); ok {
+			_ = json.Unmarshal([]byte(s), &e)
+		}
+		e.StreamID = m.ID
+		out = append(out, e)
+	}
+	return out
+}
+
+// MetricHistory reads points start..stop (inclusive, negative from the
+// end, as LRANGE) of a job's metric history.
+func (r *Redis) MetricHistory(ctx context.Context, id job.ID, start, stop int64) ([]json.RawMessage, error) {
+	vals, err := r.c.LRange(ctx, r.k.Metrics(id), start, stop).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redis %s: %w", r.o.Addr, err)
+	}
+	out := make([]json.RawMessage, len(vals))
+	for i, v := range vals {
+		out[i] = json.RawMessage(v)
+	}
+	return out, nil
+}
+
+// Nodes reads the node states.
+func (r *Redis) Nodes(ctx context.Context) (map[string]Node, error) {
+	m, err := r.c.HGetAll(ctx, r.k.Nodes()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redis %s: %w", r.o.Addr, err)
+	}
+	out := make(map[string]Node, len(m))
+	for name, data := range m {
+		var n Node
+		if err := json.Unmarshal([]byte(data), &n); err == nil {
+			out[name] = n
+		}
+	}
+	return out, nil
+}
+
+// Meta reads the tracker's own hash (generation, health, last tick).
+func (r *Redis) Meta(ctx context.Context) (map[string]string, error) {
+	m, err := r.c.HGetAll(ctx, r.k.Meta()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redis %s: %w", r.o.Addr, err)
+	}
+	return m, nil
+}
+
+// MemoryUsed is the server's used_memory (INFO memory), in bytes.
+func (r *Redis) MemoryUsed(ctx context.Context) (int64, error) {
+	info, err := r.c.InfoMap(ctx, "memory").Result()
+	if err != nil {
+		return 0, fmt.Errorf("redis %s: %w", r.o.Addr, err)
+	}
+	return strconv.ParseInt(info["Memory"]["used_memory"], 10, 64)
+}
+
+// Keys names ferry's Redis keys.
+type Keys struct{ Prefix string }
+
+func (k Keys) Job(id job.ID) string       { return k.Prefix + "job:" + string(id) }
+func (k Keys) Metrics(id job.ID) string   { return k.Prefix + "job:" + string(id) + ":metrics" }
+func (k Keys) Jobs() string               { return k.Prefix + "jobs" }
+func (k Keys) User(user string) string    { return k.Prefix + "user:" + user + ":jobs" }
+func (k Keys) Project(name string) string { return k.Prefix + "project:" + name + ":jobs" }
+func (k Keys) Events() string             { return k.Prefix + "events" }
+func (k Keys) Nodes() string              { return k.Prefix + "nodes" }
+func (k Keys) Meta() string               { return k.Prefix + "tracker" }
+
+// counter counts round trips: one per command, one per pipeline.
+type counter struct {
+	trips, errs atomic.Int64
+}
+
+func (c *counter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c *counter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		c.trips.Add(1)
+		err := next(ctx, cmd)
+		if err != nil && !errors.Is(err, redis.Nil) {
+			c.errs.Add(1)
+		}
+		return err
+	}
+}
+
+func (c *counter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		c.trips.Add(1)
+		err := next(ctx, cmds)
+		if err != nil && !errors.Is(err, redis.Nil) {
+			c.errs.Add(1)
+		}
+		return err
+	}
+}

@@ -1,0 +1,321 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ferry-hpc/ferry/pkg/job"
+	"github.com/ferry-hpc/ferry/pkg/store"
+	"github.com/ferry-hpc/ferry/pkg/store/storetest"
+)
+
+func ptr(i int) *int { return &i }
+
+func sample(id job.ID, user, project string, state job.State) store.Job {
+	t0 := id.Time()
+	return store.Job{
+		ID: id, User: user, UID: 2101, Project: project, Name: "ferry/" + project, SlurmID: "42",
+		ArrayIndex: -1, State: state, Reason: "waiting: Resources", Submitted: t0,
+		Params: json.RawMessage(`{"n": 1000, "greeting": "hi"}`),
+		Dir:    "/home/" + user + "/.ferry/jobs/" + string(id), Image: "ferry/sandbox:latest",
+	}
+}
+
+func newID(t time.Time) job.ID { return job.NewID(t) }
+
+func TestSchema(t *testing.T) {
+	srv := storetest.Start(t)
+	st := srv.Open(t, store.Options{})
+	ctx := context.Background()
+
+	id := newID(time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC))
+	j := sample(id, "ferry-alice", "hello", job.Succeeded)
+	j.Reason = "exited with code 0"
+	j.ExitCode = ptr(0)
+	j.Node = "w1"
+	j.Started = j.Submitted.Add(time.Second)
+	j.Ended = j.Submitted.Add(3*time.Second + 250*time.Millisecond)
+	j.Metrics = json.RawMessage(`{"loss": 0.25, "val/acc:top-1 \"x\"": 0.9, "step": 3}`)
+	j.MetricsOffset = 120
+
+	gen, err := st.Apply(ctx, &store.Batch{Jobs: []store.JobChange{{New: j}}})
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), gen)
+
+	// What a dashboard sees in Redis: plain text scalars, JSON objects.
+	raw := srv.Do(t, "HGETALL", "ferry:job:"+string(id))
+	got := map[string]string{}
+	list := raw.([]any)
+	for i := 0; i+1 < len(list); i += 2 {
+		got[list[i].(string)] = list[i+1].(string)
+	}
+	updated := got["updated"]
+	delete(got, "updated")
+	assert.Equal(t, map[string]string{
+		"id": string(id), "user": "ferry-alice", "uid": "2101", "project": "hello", "name": "ferry/hello",
+		"slurm_id": "42", "state": "succeeded", "reason": "exited with code 0", "exit_code": "0", "node": "w1",
+		"submitted": "2026-03-01T10:00:00.000Z", "started": "2026-03-01T10:00:01.000Z", "ended": "2026-03-01T10:00:03.250Z",
+		"params":         `{"n":1000,"greeting":"hi"}`,
+		"metrics":        `{"loss":0.25,"val/acc:top-1 \"x\"":0.9,"step":3}`,
+		"metrics_offset": "120", "dir": "/home/ferry-alice/.ferry/jobs/" + string(id), "image": "ferry/sandbox:latest",
+	}, got)
+	_, err = time.Parse(time.RFC3339, updated)
+	assert.NoError(t, err, "updated %q", updated)
+	var metrics map[string]float64
+	require.NoError(t, json.Unmarshal([]byte(got["metrics"]), &metrics))
+	assert.Equal(t, 0.9, metrics["val/acc:top-1 \"x\""], "a metric name may hold any character")
+
+	// And it reads back as it was written.
+	back, err := st.Job(ctx, id)
+	require.NoError(t, err)
+	j.Params = json.RawMessage(`{"n":1000,"greeting":"hi"}`)
+	j.Metrics = json.RawMessage(got["metrics"])
+	back.Updated = time.Time{}
+	assert.Equal(t, j.ExitCode, back.ExitCode)
+	assert.True(t, j.Ended.Equal(back.Ended))
+	assert.True(t, store.Equal(&j, back), "%+v\n%+v", j, back)
+
+	// Indexes: all, per user, per project; scores are submit times in ms.
+	assert.Equal(t, fmt.Sprint(j.Submitted.UnixMilli()), srv.Do(t, "ZSCORE", "ferry:jobs", string(id)))
+	assert.Equal(t, []any{string(id)}, srv.Do(t, "ZRANGE", "ferry:user:ferry-alice:jobs", 0, -1))
+	assert.Equal(t, []any{string(id)}, srv.Do(t, "ZRANGE", "ferry:project:hello:jobs", 0, -1))
+
+	_, err = st.Job(ctx, newID(time.Now()))
+	assert.ErrorIs(t, err, job.ErrNotFound)
+}
+
+func TestApplyWritesOnlyWhatChanged(t *testing.T) {
+	srv := storetest.Start(t)
+	st := srv.Open(t, store.Options{})
+	ctx := context.Background()
+	id := newID(time.Now())
+	old := sample(id, "ferry-bob", "p", job.Queued)
+	_, err := st.Apply(ctx, &store.Batch{Jobs: []store.JobChange{{New: old}}})
+	require.NoError(t, err)
+	// A field nobody else writes survives a diff write, so the diff is all
+	// that was sent.
+	srv.Do(t, "HSET", "ferry:job:"+string(id), "marker", "kept")
+
+	n := old
+	n.State, n.Reason, n.Node, n.Started = job.Running, "", "w2", time.Now()
+	gen, err := st.Apply(ctx, &store.Batch{Jobs: []store.JobChange{{Old: &old, New: n}}})
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), gen)
+	assert.Equal(t, "kept", srv.Do(t, "HGET", "ferry:job:"+string(id), "marker"))
+	assert.Equal(t, "running", srv.Do(t, "HGET", "ferry:job:"+string(id), "state"))
+	assert.Nil(t, srv.Do(t, "HGET", "ferry:job:"+string(id), "reason"), "an emptied field is deleted")
+
+	// Old nil replaces the hash whole.
+	_, err = st.Apply(ctx, &store.Batch{Jobs: []store.JobChange{{New: n}}})
+	require.NoError(t, err)
+	assert.Nil(t, srv.Do(t, "HGET", "ferry:job:"+string(id), "marker"))
+
+	// Nothing changed: only the generation moves.
+	before := srv.Do(t, "HGET", "ferry:job:"+string(id), "updated")
+	time.Sleep(5 * time.Millisecond)
+	_, err = st.Apply(ctx, &store.Batch{Jobs: []store.JobChange{{Old: &n, New: n}}})
+	require.NoError(t, err)
+	assert.Equal(t, before, srv.Do(t, "HGET", "ferry:job:"+string(id), "updated"))
+}
+
+func TestPagesNewestFirst(t *testing.T) {
+	srv := storetest.Start(t)
+	st := srv.Open(t, store.Options{})
+	ctx := context.Background()
+	base := time.Now().Add(-time.Hour)
+	var b store.Batch
+	var ids []job.ID
+	for i := range 7 {
+		id := newID(base.Add(time.Duration(i) * time.Minute))
+		ids = append(ids, id)
+		user, project := "ferry-alice", "a"
+		if i%2 == 1 {
+			user, project = "ferry-bob", "b"
+		}
+		b.Jobs = append(b.Jobs, store.JobChange{New: sample(id, user, project, job.Queued)})
+	}
+	_, err := st.Apply(ctx, &b)
+	require.NoError(t, err)
+
+	page, total, err := st.Jobs(ctx, store.Page{Limit: 3})
+	require.NoError(t, err)
+	assert.Equal(t, int64(7), total)
+	assert.Equal(t, []job.ID{ids[6], ids[5], ids[4]}, idsOf(page))
+	page, _, err = st.Jobs(ctx, store.Page{Offset: 6, Limit: 3})
+	require.NoError(t, err)
+	assert.Equal(t, []job.ID{ids[0]}, idsOf(page))
+
+	page, total, err = st.Jobs(ctx, store.Page{User: "ferry-bob"})
+	require.NoError(t, err)
+	assert.Equal(t, int64(3), total)
+	assert.Equal(t, []job.ID{ids[5], ids[3], ids[1]}, idsOf(page))
+	page, total, err = st.Jobs(ctx, store.Page{Project: "a", Limit: 2})
+	require.NoError(t, err)
+	assert.Equal(t, int64(4), total)
+	assert.Equal(t, []job.ID{ids[6], ids[4]}, idsOf(page))
+
+	// Removing a job takes it out of every index.
+	_, err = st.Apply(ctx, &store.Batch{Removed: []store.Job{b.Jobs[6].New}})
+	require.NoError(t, err)
+	_, total, err = st.Jobs(ctx, store.Page{Project: "a"})
+	require.NoError(t, err)
+	assert.Equal(t, int64(3), total)
+	_, err = st.Job(ctx, ids[6])
+	assert.ErrorIs(t, err, job.ErrNotFound)
+}
+
+func idsOf(jobs []*store.Job) []job.ID {
+	var out []job.ID
+	for _, j := range jobs {
+		out = append(out, j.ID)
+	}
+	return out
+}
+
+func TestEventStreamIsCapped(t *testing.T) {
+	srv := storetest.Start(t)
+	st := srv.Open(t, store.Options{MaxEvents: 50})
+	ctx := context.Background()
+	id := newID(time.Now())
+	for i := range 20 {
+		var b store.Batch
+		for k := range 50 {
+			b.Events = append(b.Events, store.Event{Type: store.EventState, ID: id, User: "ferry-alice",
+				State: job.Running, Prev: job.Queued, Reason: fmt.Sprint(i*50 + k)})
+		}
+		_, err := st.Apply(ctx, &b)
+		require.NoError(t, err)
+	}
+	n := srv.Do(t, "XLEN", "ferry:events").(int64)
+	assert.LessOrEqual(t, n, int64(50+100), "MAXLEN ~ trims in whole macro nodes")
+	assert.GreaterOrEqual(t, n, int64(50))
+
+	evs, err := st.Events(ctx, "", 1000)
+	require.NoError(t, err)
+	require.Len(t, evs, int(n))
+	last := evs[len(evs)-1]
+	assert.Equal(t, "999", last.Reason, "the newest are kept")
+	assert.Equal(t, store.EventState, last.Type)
+	assert.Equal(t, id, last.ID)
+	assert.Equal(t, job.Running, last.State)
+	assert.Equal(t, job.Queued, last.Prev)
+	assert.False(t, last.At.IsZero())
+
+	// The entry's own fields, for a consumer that filters without JSON.
+	entry := srv.Do(t, "XREVRANGE", "ferry:events", "+", "-", "COUNT", 1).([]any)[0].([]any)
+	fields := entry[1].([]any)
+	assert.Equal(t, []any{"type", "state", "id", string(id), "user", "ferry-alice"}, fields[:6])
+	assert.Equal(t, "event", fields[6])
+	assert.True(t, json.Valid([]byte(fields[7].(string))))
+
+	// Followers read what comes after the id they saw.
+	after, err := st.Events(ctx, evs[len(evs)-3].StreamID, 10)
+	require.NoError(t, err)
+	assert.Len(t, after, 2)
+	got, err := st.WaitEvents(ctx, last.StreamID, 20*time.Millisecond, 10)
+	require.NoError(t, err)
+	assert.Empty(t, got)
+}
+
+func TestGenerationDetectsLostData(t *testing.T) {
+	srv := storetest.Start(t)
+	st := srv.Open(t, store.Options{})
+	ctx := context.Background()
+	for want := int64(1); want <= 3; want++ {
+		gen, err := st.Apply(ctx, &store.Batch{})
+		require.NoError(t, err)
+		assert.Equal(t, want, gen)
+	}
+	g, err := st.Generation(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, int64(3), g)
+	srv.Do(t, "FLUSHALL")
+	g, err = st.Generation(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, int64(0), g)
+	gen, err := st.Apply(ctx, &store.Batch{})
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), gen, "after a flush the generation restarts: not the 4 a writer expects")
+}
+
+func TestLoadAndMetricsAndNodes(t *testing.T) {
+	srv := storetest.Start(t)
+	st := srv.Open(t, store.Options{MaxMetricPoints: 5})
+	ctx := context.Background()
+	id := newID(time.Now())
+	j := sample(id, "ferry-alice", "m", job.Running)
+	var pts []json.RawMessage
+	for i := range 8 {
+		pts = append(pts, json.RawMessage(fmt.Sprintf(`{"step":%d,"a b/c":%d}`, i, i*i)))
+	}
+	_, err := st.Apply(ctx, &store.Batch{
+		Jobs:    []store.JobChange{{New: j}},
+		Metrics: []store.MetricPoints{{ID: id, Points: pts}},
+		Nodes:   []store.Node{{Name: "w1", State: "idle", Responding: true, CPUs: 2}, {Name: "w2", State: "alloc", CPUs: 2}},
+		Meta:    map[string]string{"slurm": "ok"},
+	})
+	require.NoError(t, err)
+	hist, err := st.MetricHistory(ctx, id, 0, -1)
+	require.NoError(t, err)
+	require.Len(t, hist, 5, "capped to the newest MaxMetricPoints")
+	assert.JSONEq(t, `{"step":3,"a b/c":9}`, string(hist[0]))
+	assert.JSONEq(t, `{"step":7,"a b/c":49}`, string(hist[4]))
+
+	_, err = st.Apply(ctx, &store.Batch{Metrics: []store.MetricPoints{{ID: id, Reset: true, Points: pts[:1]}},
+		Nodes: []store.Node{{Name: "w2", State: "idle"}}, NodesFull: true})
+	require.NoError(t, err)
+	hist, err = st.MetricHistory(ctx, id, 0, -1)
+	require.NoError(t, err)
+	assert.Len(t, hist, 1)
+
+	snap, err := st.Load(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), snap.Gen)
+	require.Contains(t, snap.Jobs, id)
+	assert.True(t, store.Equal(&j, snap.Jobs[id]))
+	assert.Equal(t, map[string]store.Node{"w2": {Name: "w2", State: "idle"}}, snap.Nodes)
+	meta, err := st.Meta(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "ok", meta["slurm"])
+	assert.Equal(t, "2", meta["gen"])
+}
+
+func TestOneRoundTripPerBatch(t *testing.T) {
+	srv := storetest.Start(t)
+	st := srv.Open(t, store.Options{})
+	ctx := context.Background()
+	// Warm up: a new connection costs its own round trip (HELLO/AUTH).
+	require.NoError(t, st.Ping(ctx))
+	_, err := st.Apply(ctx, &store.Batch{})
+	require.NoError(t, err)
+	_, err = st.Load(ctx)
+	require.NoError(t, err)
+	before := st.Stats().RoundTrips
+	var b store.Batch
+	for i := range 1000 {
+		id := newID(time.Now().Add(time.Duration(i) * time.Millisecond))
+		b.Jobs = append(b.Jobs, store.JobChange{New: sample(id, "u", "p", job.Queued)})
+		b.Events = append(b.Events, store.Event{Type: store.EventState, ID: id, State: job.Queued})
+	}
+	_, err = st.Apply(ctx, &b)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), st.Stats().RoundTrips-before)
+	snap, err := st.Load(ctx)
+	require.NoError(t, err)
+	assert.Len(t, snap.Jobs, 1000)
+	assert.Equal(t, int64(3), st.Stats().RoundTrips-before, "Load is two round trips")
+}
+
+func TestUnreachable(t *testing.T) {
+	st := store.Open(store.Options{Addr: "127.0.0.1:1", Timeout: 200 * time.Millisecond})
+	defer st.Close()
+	_, err := st.Apply(context.Background(), &store.Batch{})
+	assert.ErrorContains(t, err, "redis 127.0.0.1:1")
+	assert.Equal(t, int64(1), st.Stats().Errors)
+}
