@@ -1,0 +1,302 @@
+package tracker
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"time"
+
+	"github.com/ferry-hpc/ferry/pkg/job"
+	"github.com/ferry-hpc/ferry/pkg/slurm"
+	"github.com/ferry-hpc/ferry/pkg/store"
+)
+
+// entry is what the tracker knows of one ferry job.
+type entry struct {
+	id         job.ID
+	dir        string // the job dir; "" = unknown
+	uid        int    // the job dir's owner; -1 = unknown
+	spec       *job.Spec
+	params     json.RawMessage
+	sweep      job.ID // the sweep the job is a task of
+	slurmID    string
+	arrayIndex int
+	res        *job.Result // the last result.json read
+
+	inSlurm      bool
+	line         lineKey   // the fields of the last listing line that matter
+	missingSince time.Time // when it was first missing from a listing
+	resRead      bool      // result.json was read since it left the listing
+	decidedAt    time.Time // cur holds what is known as of this time
+
+	cur *store.Job // what the store should hold
+	pub *store.Job // what the store holds (nil = nothing, or unknown)
+
+	metricsDone bool              // terminal, and metrics.jsonl read since
+	points      []json.RawMessage // metric points read, not yet written
+	pointsReset bool              // the history is rewritten from the start
+}
+
+// lineKey is what of a listing line can change a job's state.
+type lineKey struct {
+	id, state, reason, nodes string
+	start, end               int64
+}
+
+func keyOf(j *slurm.Job) lineKey {
+	return lineKey{id: j.ID, state: j.State, reason: j.Reason, nodes: j.Nodes, start: j.Start.Unix(), end: j.End.Unix()}
+}
+
+func (e *entry) files() dirFiles { return dirFiles{path: e.dir, uid: e.uid} }
+
+// reconcile applies one successful listing.
+func (t *Tracker) reconcile(l listing) {
+	now := t.o.Now()
+	seen := make(map[job.ID]*slurm.Job, len(l.jobs))
+	for i := range l.jobs {
+		j := &l.jobs[i]
+		fid, ok := j.FerryID()
+		if !ok {
+			continue
+		}
+		var e *entry
+		if j.ArrayTaskID >= 0 {
+			e = t.taskEntry(j, fid, now)
+		} else {
+			e = t.plainEntry(j, fid, now)
+		}
+		if e == nil {
+			continue
+		}
+		// `sbatch job.sbatch` again, or a reused Slurm id: the newest
+		// submission is the job.
+		if prev, dup := seen[e.id]; dup && prev.Submit.After(j.Submit) {
+			continue
+		}
+		seen[e.id] = j
+	}
+	for id, e := range t.entries {
+		if j, ok := seen[id]; ok {
+			t.listed(e, j, l.at, now)
+		} else {
+			t.missing(e, l.at, now)
+		}
+	}
+}
+
+// plainEntry attributes a plain job's line: its comment names the job, and
+// the job dir must be owned by the line's uid.
+func (t *Tracker) plainEntry(j *slurm.Job, fid job.ID, now time.Time) *entry {
+	e := t.entries[fid]
+	if e == nil || e.spec == nil {
+		if !t.tryResolve(j.ID, now) {
+			return nil
+		}
+		dir := j.WorkDir
+		if e != nil && e.dir != "" && (dir == "" || filepath.Base(dir) != string(fid)) {
+			dir = e.dir
+		}
+		if filepath.Base(dir) != string(fid) {
+			t.failedResolve(j.ID, now)
+			return nil
+		}
+		ne, err := t.resolve(fid, dir)
+		if err != nil {
+			t.o.Log.Debug("job dir", "job", fid, "slurm_id", j.ID, "err", err)
+			t.failedResolve(j.ID, now)
+			return nil
+		}
+		e = ne
+	}
+	if e.uid != j.UID {
+		return nil // someone else's job with this job's id in its comment
+	}
+	return e
+}
+
+// taskEntry attributes a line of a sweep's array: the comment names the
+// sweep, the task's job dir records the task's Slurm id ("123_4").
+func (t *Tracker) taskEntry(j *slurm.Job, sweep job.ID, now time.Time) *entry {
+	id, ok := t.bySlurm[j.ID]
+	if !ok {
+		if !t.tryResolve(j.ID, now) {
+			return nil
+		}
+		// A new sweep: its tasks' dirs are in the owner's spool.
+		if now.Sub(t.lastMiss) >= time.Second {
+			t.lastMiss = now
+			t.scanUser(j.UID)
+		}
+		if id, ok = t.bySlurm[j.ID]; !ok {
+			t.failedResolve(j.ID, now)
+			return nil
+		}
+	}
+	e := t.entries[id]
+	if e == nil || e.spec == nil || e.sweep != sweep || e.uid != j.UID {
+		return nil
+	}
+	return e
+}
+
+// Lines that cannot be attributed are retried every resolveRetry, not every tick.
+const resolveRetry = 30 * time.Second
+
+func (t *Tracker) tryResolve(slurmID string, now time.Time) bool {
+	at, failed := t.unresolved[slurmID]
+	return !failed || now.Sub(at) >= resolveRetry
+}
+
+func (t *Tracker) failedResolve(slurmID string, now time.Time) {
+	if len(t.unresolved) > 100000 {
+		clear(t.unresolved)
+	}
+	t.unresolved[slurmID] = now
+}
+
+// listed updates a job that is in the listing.
+func (t *Tracker) listed(e *entry, j *slurm.Job, at, now time.Time) {
+	e.inSlurm, e.missingSince, e.resRead = true, time.Time{}, false
+	k := keyOf(j)
+	if e.cur != nil && k == e.line {
+		return // nothing Slurm says changed
+	}
+	e.line, e.slurmID = k, j.ID
+	if j.ArrayTaskID >= 0 {
+		e.arrayIndex = j.ArrayTaskID
+	}
+	st, reason := j.Observed()
+	sv := job.SlurmView{Known: true, State: st, Reason: reason, Node: j.Nodes, Start: j.Start, End: j.End}
+	// result.json is read when the job may have ended, not every tick.
+	if e.cur == nil || st.Terminal() || st == job.Completing || (e.cur != nil && e.cur.State == job.Running && st != job.Running) {
+		t.readResult(e)
+	}
+	status := job.Observe(e.spec, j.ID, sv, nil, e.res, now)
+	if e.cur != nil && e.cur.State.Terminal() && !status.State.Terminal() {
+		// An ended job is not taken back by a listing older than what
+		// ended it, nor by Slurm's cleanup; a requeue shows as queued.
+		if status.State == job.Completing || at.Before(e.decidedAt) {
+			return
+		}
+	}
+	t.set(e, status, at)
+}
+
+// missing updates a job that is not in the listing.
+func (t *Tracker) missing(e *entry, at, now time.Time) {
+	if e.inSlurm || e.missingSince.IsZero() {
+		e.inSlurm, e.missingSince = false, at
+	}
+	if e.cur != nil && e.cur.State.Terminal() && e.resRead {
+		return // ended, and nothing more to learn
+	}
+	if e.spec == nil {
+		t.missingUnknown(e, now)
+		return
+	}
+	if e.slurmID == "" {
+		e.slurmID = e.files().slurmID()
+	}
+	t.readResult(e)
+	e.resRead = true
+	if e.res != nil && e.res.State.Terminal() {
+		t.set(e, job.Observe(e.spec, e.slurmID, job.SlurmView{}, nil, e.res, now), at)
+		return
+	}
+	if e.cur != nil && e.cur.State.Terminal() {
+		return // Slurm said how it ended (cancelled while queued, ...)
+	}
+	if e.files().cancelRequested() {
+		st := job.Observe(e.spec, e.slurmID, job.SlurmView{}, nil, nil, now)
+		st.State, st.Reason = job.Cancelled, "cancelled before it started"
+		t.set(e, st, at)
+		return
+	}
+	e.resRead = false // keep looking for a result until it is lost
+	if now.Sub(e.missingSince) < t.o.LostAfter || now.Sub(e.spec.Submitted) < t.o.LostAfter {
+		if e.cur == nil || e.cur.State == job.Unknown {
+			st := job.Observe(e.spec, e.slurmID, job.SlurmView{}, nil, nil, now)
+			st.State, st.Reason = job.Queued, "submitted"
+			t.set(e, st, at)
+		}
+		return // maybe sbatch has not returned yet, or Slurm is catching up
+	}
+	// Gone from Slurm, past the grace period, no result: lost, with
+	// Observe's reason.
+	lostAt := now
+	if earliest := e.spec.Submitted.Add(job.LostAfter + time.Second); lostAt.Before(earliest) {
+		lostAt = earliest
+	}
+	e.resRead = true
+	t.set(e, job.Observe(e.spec, e.slurmID, job.SlurmView{}, nil, nil, lostAt), at)
+}
+
+// missingUnknown handles a job the store has but whose job dir the
+// tracker cannot read (removed, or its spool was not scanned).
+func (t *Tracker) missingUnknown(e *entry, now time.Time) {
+	if e.pub == nil || e.pub.State.Terminal() || now.Sub(e.missingSince) < t.o.LostAfter {
+		return
+	}
+	n := *e.pub
+	n.State, n.Reason, n.Updated = job.Lost, "Slurm no longer knows this job and its job dir cannot be read", time.Time{}
+	t.setJob(e, &n, now)
+}
+
+func (t *Tracker) readResult(e *entry) {
+	if e.dir == "" {
+		return
+	}
+	res, err := e.files().result()
+	if err != nil {
+		t.o.Log.Debug("result", "job", e.id, "err", err)
+		return
+	}
+	if res != nil {
+		e.res = res
+	}
+}
+
+// set makes status the job's desired store state.
+func (t *Tracker) set(e *entry, st job.Status, at time.Time) {
+	n := &store.Job{
+		ID: e.id, User: st.User, UID: e.uid, Project: st.Project, Name: st.Name, SlurmID: st.SlurmID,
+		ArrayIndex: e.arrayIndex, State: st.State, Reason: st.Reason, ExitCode: st.ExitCode, Node: st.Node,
+		Submitted: st.Submitted, Started: st.Started, Ended: st.Ended, Params: e.params,
+		Dir: e.dir, Image: st.Image,
+	}
+	if e.cur != nil {
+		n.Metrics, n.MetricsOffset = e.cur.Metrics, e.cur.MetricsOffset
+	} else if e.pub != nil {
+		n.Metrics, n.MetricsOffset = e.pub.Metrics, e.pub.MetricsOffset
+	}
+	t.setJob(e, n, at)
+}
+
+func (t *Tracker) setJob(e *entry, n *store.Job, at time.Time) {
+	if at.After(e.decidedAt) {
+		e.decidedAt = at
+	}
+	if e.cur != nil && store.Equal(e.cur, n) {
+		return
+	}
+	if !n.State.Terminal() {
+		e.metricsDone = false
+	}
+	e.cur = n
+	t.dirty[e.id] = e
+}
+
+// countStates exports how many jobs are in each state.
+func (t *Tracker) countStates() {
+	counts := make(map[job.State]int, len(job.States))
+	for _, e := range t.entries {
+		switch {
+		case e.cur != nil:
+			counts[e.cur.State]++
+		case e.pub != nil:
+			counts[e.pub.State]++
+		}
+	}
+	t.health.states = counts
+	t.health.jobs = len(t.entries)
+	t.o.Metrics.jobs(counts)
+}
