@@ -32,7 +32,12 @@ def _message(stderr: str, args: Sequence[str], code: int) -> str:
             break
     if not msg:
         msg = lines[-1] if lines else f"exited with code {code}"
-    return f"ferry {' '.join(args[:2])}: {msg}"
+    words = []
+    for a in args[:2]:
+        if a.startswith("-"):
+            break
+        words.append(a)
+    return f"ferry {' '.join(words)}: {msg}".replace("ferry : ", "ferry: ")
 
 
 def run(args: Sequence[str], *, timeout: float | None = None, check: bool = True) -> subprocess.CompletedProcess:
@@ -57,7 +62,7 @@ def run_json(args: Sequence[str], *, timeout: float | None = None) -> Any:
     try:
         return json.loads(cp.stdout)
     except json.JSONDecodeError as e:
-        raise CLIError(f"ferry {' '.join(args[:2])}: could not read its JSON output ({e}): {cp.stdout[:200]!r}",
+        raise CLIError(f"ferry {args[0] if args else ''}: could not read its JSON output ({e}): {cp.stdout[:200]!r}",
                        args=list(args), code=cp.returncode, stderr=cp.stderr) from None
 
 

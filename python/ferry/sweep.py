@@ -51,7 +51,13 @@ def sweep(dir: str | os.PathLike, command: str | Sequence[str] | None = None,
         cmd = _command(command)
         if cmd:
             args += ["--", *cmd]
-        doc = _cli.run_json(args)
+        try:
+            doc = _cli.run_json(args)
+        except _cli.BadInput as e:
+            if tmp and isinstance(spec, dict):
+                # The file was ours, made from the dict: name the spec instead.
+                e.args = (str(e).replace(tmp + " ", "spec (as JSON) ").replace(tmp, "spec"),)
+            raise
     finally:
         if tmp:
             os.unlink(tmp)

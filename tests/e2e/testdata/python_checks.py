@@ -44,21 +44,17 @@ def my_jobs():
     return {j["id"] for j in json.loads(out or "[]")}
 
 
-def remove_jobs(ids, timeout=60):
-    """ferry rm, once the (cancelled) jobs have left the queue."""
-    ferry_bin = os.environ.get("FERRY_BIN", "ferry")
+def remove_jobs(sweep, timeout=60):
+    """Cancel a sweep's tasks and ferry rm them once they have ended."""
+    subprocess.run(["scancel", *[str(a["slurm_id"]) for a in sweep.arrays]], check=False)
     deadline = time.monotonic() + timeout
-    left = list(ids)
-    while left and time.monotonic() < deadline:
-        still = []
-        for i in range(0, len(left), 200):
-            batch = left[i:i + 200]
-            if subprocess.run([ferry_bin, "rm", *batch], capture_output=True).returncode != 0:
-                still += [j for j in batch if subprocess.run([ferry_bin, "rm", j], capture_output=True).returncode != 0]
-        left = still
-        if left:
-            time.sleep(1)
-
+    while time.monotonic() < deadline:
+        if all(r.get("state") in ferry.job.TERMINAL for r in sweep.show()):
+            break
+        time.sleep(0.5)
+    ids = [t.id for t in sweep.tasks]
+    for i in range(0, len(ids), 200):
+        subprocess.run([os.environ.get("FERRY_BIN", "ferry"), "rm", *ids[i:i + 200]], capture_output=True)
 
 @check
 def check_version_mismatch_fails_at_once():
@@ -200,8 +196,7 @@ def check_sweep_over_array_limit_is_split():
         expect(sorted(t.index for t in s.tasks) == list(range(n)), "indexes")
         return f"{n} tasks in arrays {[(a.get('slurm_id'), a.get('first'), a.get('last')) for a in s.arrays]}"
     finally:
-        subprocess.run(["scancel", *[str(a["slurm_id"]) for a in s.arrays]], check=False)
-        remove_jobs([t.id for t in s.tasks])
+        remove_jobs(s)
 
 
 sys.exit(len(FAILED))
