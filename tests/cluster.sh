@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # A real local Slurm cluster on this host for ferry's end-to-end tests:
 # munged, slurmctld, two slurmd (w1 on port 17001, w2 on 17002), Redis on
-# 127.0.0.1:6390, the ferry binary, one `ferry agent` per worker, the sandbox
-# images and the test users ferry-alice / ferry-bob.
+# 127.0.0.1:6390, the ferry binary, one `ferry agent` per worker, `ferry
+# tracker`, the sandbox images and the test users ferry-alice / ferry-bob.
 #
 #   sudo tests/cluster.sh up       bring everything up (idempotent), run a smoke job
 #   sudo tests/cluster.sh down     stop what `up` started, nothing else
 #   sudo tests/cluster.sh status   show what runs; exit 0 if Slurm and Redis are up
+#   sudo tests/cluster.sh stop|start slurmctld|redis|tracker
+#                                  stop or start one daemon as `up` does (for
+#                                  tests of outages; `down` still stops it)
 #
 # Daemons that were already running are left alone; /run/ferry-test/started
 # lists the ones this script started, and `down` stops exactly those.
@@ -27,10 +30,12 @@ REDIS_PID=/run/ferry-redis/redis.pid
 FERRY_BIN=/usr/local/bin/ferry
 FERRY_CONFIG=/etc/ferry/config.yaml
 HOOK_DIR=/usr/local/lib/ferry
+TRACKER_PID=/run/ferry/tracker.pid
+TRACKER_LOG=/var/log/ferry/tracker.log
 SMOKE_TIMEOUT=60
 
 usage() {
-	sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -70,6 +75,10 @@ nodes_ready() {
 		echo "${NODES[*]}"
 	)" -o '%N %t' 2>/dev/null)
 	((ok == ${#NODES[@]}))
+}
+
+tracker_supported() {
+	[[ -x $FERRY_BIN ]] && "$FERRY_BIN" tracker --help >/dev/null 2>&1
 }
 
 agent_supported() {
@@ -313,6 +322,9 @@ default_image: ferry/sandbox:latest
 images: [ferry/sandbox:latest]
 scratch_dir: /var/tmp/ferry
 agent_socket: /run/ferry/agent-%n.sock
+redis:
+  addr: 127.0.0.1:6390
+  password_file: /etc/ferry/redis.pass
 EOF
 	chmod 0644 "$tmp"
 	mv "$tmp" "$FERRY_CONFIG"
@@ -350,6 +362,34 @@ start_agents() {
 			warn "agent $n is not serving $sock: going on"
 		fi
 	done
+}
+
+# The tracker runs as root (it reads every user's job dirs) next to
+# slurmctld; slurm-hook (jobcomp, as SlurmUser) reaches it on
+# /run/ferry/tracker.sock. Restarted when the binary changed.
+start_tracker() {
+	if ! tracker_supported; then
+		warn "$FERRY_BIN tracker is not available yet: no tracker started"
+		return 0
+	fi
+	if pid_alive "$TRACKER_PID" ferry; then
+		if ((FERRY_CHANGED)) && state_has tracker; then
+			log "ferry was rebuilt: restarting the tracker"
+			stop_pidfile tracker "$TRACKER_PID" ferry 15
+		else
+			log "tracker already running"
+			return 0
+		fi
+	fi
+	log "starting ferry tracker"
+	setsid nohup "$FERRY_BIN" tracker </dev/null >>"$TRACKER_LOG" 2>&1 &
+	echo $! >"$TRACKER_PID"
+	state_add tracker "$TRACKER_PID" ferry
+	if ! wait_until 20 "the tracker to report healthy" "$FERRY_BIN" tracker --health; then
+		pid_alive "$TRACKER_PID" ferry || warn "the tracker exited"
+		tail_logs "$TRACKER_LOG"
+		warn "the tracker is not healthy: going on"
+	fi
 }
 
 smoke_job() {
@@ -406,6 +446,7 @@ cmd_up() {
 	build_ferry
 	write_ferry_config
 	start_agents
+	start_tracker
 	[[ ${FERRY_SKIP_SMOKE:-0} == 1 ]] || smoke_job
 	log "cluster is up (stop it with: sudo tests/cluster.sh down)"
 }
@@ -494,6 +535,11 @@ cmd_status() {
 			echo "agent $n:  not running"
 		fi
 	done
+	if pid_alive "$TRACKER_PID" ferry; then
+		echo "tracker:   pid $(cat "$TRACKER_PID"), $("$FERRY_BIN" tracker --health 2>/dev/null || echo "not healthy")"
+	else
+		echo "tracker:   not running"
+	fi
 	echo "ferry:     $([[ -x $FERRY_BIN ]] && echo "$FERRY_BIN" || echo "not installed")"
 	echo "images:    $(docker images --format '{{.Repository}}:{{.Tag}}' 'ferry/*' 2>/dev/null | tr '\n' ' ')"
 	if [[ -s $FERRY_STATE_FILE ]]; then
@@ -502,9 +548,36 @@ cmd_status() {
 	return $ok
 }
 
+# ---------------------------------------------------------------- stop/start one
+
+cmd_stop() {
+	need_root
+	case ${1:-} in
+	slurmctld) stop_pidfile slurmctld "$CTLD_PID" slurmctld 30 ;;
+	redis) stop_pidfile redis "$REDIS_PID" redis-server 30 ;;
+	tracker) stop_pidfile tracker "$TRACKER_PID" ferry 15 ;;
+	*) usage ;;
+	esac
+}
+
+cmd_start() {
+	need_root
+	case ${1:-} in
+	slurmctld)
+		start_slurmctld
+		wait_nodes
+		;;
+	redis) start_redis ;;
+	tracker) start_tracker ;;
+	*) usage ;;
+	esac
+}
+
 case ${1:-} in
 up) cmd_up ;;
 down) cmd_down ;;
 status) cmd_status ;;
+stop) cmd_stop "${2:-}" ;;
+start) cmd_start "${2:-}" ;;
 *) usage ;;
 esac

@@ -23,9 +23,11 @@ import (
 	"github.com/ferry-hpc/ferry/pkg/cmd/ls"
 	"github.com/ferry-hpc/ferry/pkg/cmd/rm"
 	"github.com/ferry-hpc/ferry/pkg/cmd/sandbox"
+	"github.com/ferry-hpc/ferry/pkg/cmd/slurmhook"
 	"github.com/ferry-hpc/ferry/pkg/cmd/status"
 	"github.com/ferry-hpc/ferry/pkg/cmd/submit"
 	"github.com/ferry-hpc/ferry/pkg/cmd/sweep"
+	"github.com/ferry-hpc/ferry/pkg/cmd/tracker"
 	"github.com/ferry-hpc/ferry/pkg/cmd/version"
 )
 
@@ -73,6 +75,9 @@ A job ID is ferry's id, any unique prefix of it, or the Slurm job id.`,
 	a := agent.NewCmdAgent(f)
 	a.GroupID = "admin"
 	cmd.AddCommand(a, configcmd.NewCmdConfig(f, nil), version.NewCmdVersion(f), sandbox.NewCmdSandbox(f), epilog.NewCmdEpilog(f))
+	tk := tracker.NewCmdTracker(f, nil)
+	tk.GroupID = "admin"
+	cmd.AddCommand(tk, slurmhook.NewCmdSlurmHook(f, nil))
 	return cmd
 }
 
