@@ -38,7 +38,7 @@ _LAZY = {
     "submit": ".remote", "run": ".remote", "run_async": ".remote", "map": ".remote",
     "map_async": ".remote", "Executor": ".remote", "MapJob": ".remote",
     "Job": ".job", "FunctionJob": ".job", "wait_all": ".job",
-    "sweep": ".sweep", "Sweep": ".sweep",
+    "sweep": ".sweeps", "Sweep": ".sweeps",
 }
 
 __all__ = [

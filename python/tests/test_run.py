@@ -92,6 +92,26 @@ class RunTest(FakeCLITest):
             ferry.run(lambda: threading.Lock())
         self.assertIn("cannot be pickled", str(cm.exception))
 
+    def test_local_module_travels_by_value(self):
+        # A helper module beside the notebook is not importable in the
+        # sandbox: its functions are pickled by value.
+        import importlib
+        import sys
+        mdir = os.path.join(self.tmp, "nbdir")
+        os.mkdir(mdir)
+        with open(os.path.join(mdir, "my_helpers_xyz.py"), "w") as f:
+            f.write("K = 7\ndef seven_times(x):\n    return K * x\n")
+        sys.path.insert(0, mdir)
+        try:
+            mod = importlib.import_module("my_helpers_xyz")
+            self.assertEqual(ferry.run(mod.seven_times, 6), 42)
+        finally:
+            sys.path.remove(mdir)
+            sys.modules.pop("my_helpers_xyz", None)
+        # installed packages still travel by reference
+        import json as json_mod
+        self.assertEqual(ferry.run(json_mod.dumps, [1]), "[1]")
+
     def test_not_callable(self):
         with self.assertRaises(TypeError):
             ferry.run(42)
