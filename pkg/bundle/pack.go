@@ -48,6 +48,8 @@ const (
 	copyBufSize  = 1 << 20 // read size for file contents
 	chunkSize    = 1 << 20 // unit handed from the tar writer to hash+compress
 	chunkBuffers = 8
+	// smallBundle is the size below which packing runs on one goroutine.
+	smallBundle = 16 << 20
 )
 
 // Pack writes dir as a zstd-compressed tar to w.
@@ -80,18 +82,31 @@ func Pack(ctx context.Context, dir string, w io.Writer, opts Options) (Info, err
 	if level == 0 {
 		level = zstd.SpeedFastest
 	}
+	// Small projects (the usual case) pack on one goroutine with small
+	// buffers: setting up for parallel compression costs more than it saves.
+	small := total < smallBundle
+	conc, bufSize := runtime.GOMAXPROCS(0), 1<<20
+	if small {
+		conc, bufSize = 1, 64<<10
+	}
 	out := &countWriter{w: w}
-	bw := bufio.NewWriterSize(out, 1<<20)
+	bw := bufio.NewWriterSize(out, bufSize)
 	enc, err := zstd.NewWriter(bw,
 		zstd.WithEncoderLevel(level),
-		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
+		zstd.WithEncoderConcurrency(conc),
+		zstd.WithLowerEncoderMem(small))
 	if err != nil {
 		return Info{}, fmt.Errorf("pack: %w", err)
 	}
 	h := sha256.New()
 	// The tar stream is hashed and compressed on another goroutine, so
 	// reading files, hashing and compressing overlap.
-	p := newChunkPipe(h, enc)
+	var p pipe
+	if small {
+		p = newDirectPipe(h, enc)
+	} else {
+		p = newChunkPipe(h, enc)
+	}
 	prog := startProgress(opts.Progress, opts.IsTerminal, total)
 
 	err = writeTar(ctx, dir, entries, p, prog)

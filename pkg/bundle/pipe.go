@@ -119,3 +119,26 @@ func (p *chunkPipe) Close() error {
 	p.wg.Wait()
 	return p.loadErr()
 }
+
+// pipe is where writeTar writes the tar stream.
+type pipe interface {
+	io.Writer
+	Close() error
+}
+
+// directPipe writes the stream to every sink in turn, on the caller's
+// goroutine: for small projects, cheaper than handing chunks around.
+type directPipe struct{ dsts []io.Writer }
+
+func newDirectPipe(dsts ...io.Writer) *directPipe { return &directPipe{dsts: dsts} }
+
+func (d *directPipe) Write(b []byte) (int, error) {
+	for _, w := range d.dsts {
+		if _, err := w.Write(b); err != nil {
+			return 0, err
+		}
+	}
+	return len(b), nil
+}
+
+func (d *directPipe) Close() error { return nil }

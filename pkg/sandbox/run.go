@@ -150,6 +150,11 @@ func prepareScratch(ctx context.Context, o RunOptions, spec *job.Spec) (string, 
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return dir, err
 	}
+	// `ferry submit` renames the bundle in while sbatch runs; a job that
+	// starts first waits for it.
+	if err := waitForFile(ctx, o.JobDir.Bundle(), BundleWait); err != nil {
+		return dir, err
+	}
 	f, err := os.Open(o.JobDir.Bundle())
 	if err != nil {
 		return dir, fmt.Errorf("open bundle: %w", err)
@@ -169,6 +174,26 @@ func prepareScratch(ctx context.Context, o RunOptions, spec *job.Spec) (string, 
 		return dir, err
 	}
 	return dir, nil
+}
+
+// BundleWait is how long a job waits for its bundle to arrive.
+var BundleWait = 2 * time.Minute
+
+func waitForFile(ctx context.Context, path string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the job's bundle did not arrive within %s (was the submit interrupted?)", limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 func finish(o RunOptions, res *job.Result, st job.State, reason string, code int, now func() time.Time) (*job.Result, error) {

@@ -418,6 +418,23 @@ func TestRunReplacesStaleResult(t *testing.T) {
 		"second attempt output\n", e.log(t))
 }
 
+// A job that starts before `ferry submit` has renamed its bundle in waits
+// for it.
+func TestRunWaitsForTheBundle(t *testing.T) {
+	e := newRunEnv(t)
+	bundlePath := e.dir.Bundle()
+	require.NoError(t, os.Rename(bundlePath, bundlePath+".later"))
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		_ = os.Rename(bundlePath+".later", bundlePath)
+	}()
+	res, err := Run(context.Background(), e.options(launchFunc(func(ctx context.Context, req Request, out io.Writer) (Exit, error) {
+		return Exit{Code: 0}, nil
+	})))
+	require.NoError(t, err)
+	assert.Equal(t, job.Succeeded, res.State, res.Reason)
+}
+
 func TestRunFailsBeforeLaunch(t *testing.T) {
 	otherID := job.NewID(time.Now())
 	tests := []struct {
@@ -455,10 +472,15 @@ func TestRunFailsBeforeLaunch(t *testing.T) {
 			wantLog:    "ferry: params.json is not valid JSON\n",
 		},
 		{
-			name:       "no bundle",
-			setup:      func(t *testing.T, e *runEnv) { require.NoError(t, os.Remove(e.dir.Bundle())) },
-			wantReason: "open bundle: open {dir}/bundle.tar.zst: no such file or directory",
-			wantLog:    "ferry: open bundle: open {dir}/bundle.tar.zst: no such file or directory\n",
+			name: "no bundle",
+			setup: func(t *testing.T, e *runEnv) {
+				require.NoError(t, os.Remove(e.dir.Bundle()))
+				old := BundleWait
+				BundleWait = 50 * time.Millisecond
+				t.Cleanup(func() { BundleWait = old })
+			},
+			wantReason: "the job's bundle did not arrive within 50ms (was the submit interrupted?)",
+			wantLog:    "ferry: the job's bundle did not arrive within 50ms (was the submit interrupted?)\n",
 		},
 		{
 			name: "corrupt bundle",

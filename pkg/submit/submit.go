@@ -157,6 +157,13 @@ func (s *Submitter) Submit(ctx context.Context, req Request) (*Submitted, error)
 }
 
 // SubmitSpec writes the job dir for a built spec and runs sbatch.
+//
+// Packing the bundle and running sbatch overlap: the small files (spec,
+// params, script) are committed first, sbatch runs while the bundle is
+// packed beside them, and the bundle is renamed into place when complete.
+// A job that starts before its bundle is there waits for it (see
+// sandbox.Run). If packing fails after all, the Slurm job is cancelled and
+// the job dir removed, so nothing is left behind either way.
 func (s *Submitter) SubmitSpec(ctx context.Context, spec *job.Spec) (*Submitted, error) {
 	now := time.Now
 	if s.Now != nil {
@@ -167,13 +174,17 @@ func (s *Submitter) SubmitSpec(ctx context.Context, spec *job.Spec) (*Submitted,
 	}
 	spec.Submitted = now().UTC()
 	spec.ID = job.NewID(spec.Submitted)
-
+	// The size cap is checked before anything reaches Slurm.
+	if err := s.checkCap(ctx, spec.Source); err != nil {
+		return nil, err
+	}
 	spool := s.Config.SpoolRoot
 	if err := os.MkdirAll(spool, 0o700); err != nil {
 		return nil, fmt.Errorf("create spool %s: %w", spool, err)
 	}
 	final := job.DirFor(spool, spec.ID)
 	spec.Dir = final.Path()
+	spec.Bundle = job.Bundle{File: job.BundleFile}
 	tmp := filepath.Join(spool, ".tmp-"+string(spec.ID))
 	if err := os.Mkdir(tmp, 0o700); err != nil {
 		return nil, fmt.Errorf("create job dir: %w", err)
@@ -187,11 +198,6 @@ func (s *Submitter) SubmitSpec(ctx context.Context, spec *job.Spec) (*Submitted,
 	// The staging dir is private until the rename, so its files are written
 	// plainly; they are made durable below, while sbatch runs.
 	staged := job.Dir(tmp)
-	info, err := s.pack(ctx, spec.Source, staged.Bundle())
-	if err != nil {
-		return nil, err
-	}
-	spec.Bundle = job.Bundle{File: job.BundleFile, Hash: info.Hash, Size: info.Size, Bytes: info.Bytes, Files: info.Files}
 	script, err := s.script(spec)
 	if err != nil {
 		return nil, &BadInput{Err: err}
@@ -228,26 +234,75 @@ func (s *Submitter) SubmitSpec(ctx context.Context, spec *job.Spec) (*Submitted,
 		return nil, fmt.Errorf("commit job dir: %w", err)
 	}
 	committed = true
-	// fsync everything concurrently with sbatch: the worker reads the files
-	// later, and only a crash of this machine could lose them.
-	synced := make(chan error, 1)
-	go func() {
-		synced <- atomicfile.SyncAll(final.Bundle(), final.Params(), final.Spec(), final.Script(),
-			final.Outputs(), final.Path(), spool)
-	}()
+
+	packCtx, stopPack := context.WithCancel(ctx)
+	defer stopPack()
+	packed := make(chan error, 1)
+	go func() { packed <- s.packInto(packCtx, spec, final, spool) }()
+
 	slurmID, err := s.Slurm.Submit(ctx, final.Script())
-	syncErr := <-synced
 	if err != nil {
+		stopPack()
+		<-packed
 		_ = os.RemoveAll(final.Path())
 		return nil, fmt.Errorf("sbatch refused job %s: %w", spec.ID.Short(), err)
 	}
-	if syncErr != nil {
-		return nil, fmt.Errorf("job %s (Slurm job %s) was submitted, but its files may not be on disk: %w", spec.ID.Short(), slurmID, syncErr)
+	if perr := <-packed; perr != nil {
+		if c, ok := s.Slurm.(interface {
+			Cancel(context.Context, []string, string) error
+		}); ok {
+			_ = c.Cancel(context.WithoutCancel(ctx), []string{slurmID}, "")
+		}
+		_ = os.RemoveAll(final.Path())
+		var bi *BadInput
+		if errors.As(perr, &bi) {
+			return nil, perr
+		}
+		return nil, fmt.Errorf("job %s not submitted: %w", spec.ID.Short(), perr)
 	}
 	if err := atomicfile.Write(final.SlurmID(), []byte(slurmID+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("record Slurm id %s for job %s: %w", slurmID, spec.ID, err)
 	}
 	return &Submitted{Spec: spec, SlurmID: slurmID, Dir: final}, nil
+}
+
+// packInto packs the project beside the committed job dir, records the
+// bundle in spec.json, renames the bundle into place last (its presence
+// means the job dir is complete), and makes it all durable.
+func (s *Submitter) packInto(ctx context.Context, spec *job.Spec, d job.Dir, spool string) error {
+	tmp := filepath.Join(d.Path(), ".bundle.tmp")
+	info, err := s.pack(ctx, spec.Source, tmp)
+	if err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	spec.Bundle = job.Bundle{File: job.BundleFile, Hash: info.Hash, Size: info.Size, Bytes: info.Bytes, Files: info.Files}
+	if err := atomicfile.WriteJSON(d.Spec(), spec, 0o600); err != nil {
+		return err
+	}
+	if err := atomicfile.SyncAll(tmp, d.Params(), d.Script(), d.Outputs()); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, d.Bundle()); err != nil {
+		return err
+	}
+	return atomicfile.SyncAll(d.Path(), spool)
+}
+
+// checkCap refuses a project over the bundle cap, naming its biggest files.
+func (s *Submitter) checkCap(ctx context.Context, dir string) error {
+	max := int64(s.Config.MaxBundle)
+	if max <= 0 {
+		return nil
+	}
+	files, total, err := bundle.Scan(ctx, dir)
+	if err != nil {
+		return fmt.Errorf("pack %s: %w", dir, err)
+	}
+	if total > max {
+		return &BadInput{Err: &bundle.TooBigError{Total: total, Max: max, Biggest: files[:min(3, len(files))]}}
+	}
+	return nil
 }
 
 // identify records the submitting user in spec.
