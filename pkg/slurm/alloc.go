@@ -32,21 +32,7 @@ type Allocation struct {
 // request is all there is; the container limit enforces it.
 var allocFields = []string{"JobID", "UserID", "State", "NodeList", "NumCPUs", "MinMemory", "tres-alloc", "ArrayTaskID", "ArrayJobID", "WorkDir", "Comment"}
 
-func allocFormat() string {
-	var b strings.Builder
-	for i, f := range allocFields {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(f + ":0")
-		if i == len(allocFields)-1 {
-			b.WriteString(recordEnd)
-		} else {
-			b.WriteString(fieldSep)
-		}
-	}
-	return b.String()
-}
+func allocFormat() string { return formatO(allocFields) }
 
 // ErrNoSuchJob is returned by Allocation for a job slurmctld does not know.
 var ErrNoSuchJob = fmt.Errorf("Slurm does not know this job: %w", job.ErrNotFound)

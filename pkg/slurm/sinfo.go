@@ -26,22 +26,7 @@ func (n Node) Responding() bool { return !strings.Contains(n.Flags, "*") }
 // sinfoFields is the -O list; Reason, which an admin types, last.
 var sinfoFields = []string{"NodeList", "StateCompact", "CPUs", "Memory", "PartitionName", "Reason"}
 
-func sinfoFormat() string {
-	var b strings.Builder
-	for i, f := range sinfoFields {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(f)
-		b.WriteString(":0")
-		if i == len(sinfoFields)-1 {
-			b.WriteString(recordEnd)
-		} else {
-			b.WriteString(fieldSep)
-		}
-	}
-	return b.String()
-}
+func sinfoFormat() string { return formatO(sinfoFields) }
 
 // SinfoArgs is the sinfo command line Nodes runs: one line per node and
 // partition (-N), every partition (-a), plain numbers (--noconvert).

@@ -60,22 +60,7 @@ var squeueFields = []string{
 
 // squeueFormat is the -O argument: every field with width 0 (full, no
 // padding, never truncated) and a separator as its suffix.
-func squeueFormat() string {
-	var b strings.Builder
-	for i, f := range squeueFields {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(f)
-		b.WriteString(":0")
-		if i == len(squeueFields)-1 {
-			b.WriteString(recordEnd)
-		} else {
-			b.WriteString(fieldSep)
-		}
-	}
-	return b.String()
-}
+func squeueFormat() string { return formatO(squeueFields) }
 
 // SqueueArgs is the squeue command line Jobs runs for q.
 func SqueueArgs(q Query) ([]string, error) {

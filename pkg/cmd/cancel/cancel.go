@@ -3,7 +3,6 @@ package cancel
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 
@@ -46,46 +45,22 @@ then SIGKILL after the grace period) and removed, and the job ends as
 }
 
 func runCancel(ctx context.Context, o *Options) error {
-	obs, err := o.F.Observer()
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, ref := range o.Refs {
-		d, err := o.F.Resolve(ctx, ref)
-		if errors.Is(err, job.ErrNotFound) {
-			if done, serr := cancelSweep(ctx, o, ref); done {
-				if serr != nil {
-					errs = append(errs, serr)
-				}
-				continue
-			}
-		}
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		st, err := obs.Status(ctx, d)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
+	sweep := func(ref string) (bool, error) { return cancelSweep(ctx, o, ref) }
+	return o.F.EachJob(ctx, o.Refs, sweep, func(d job.Dir, st job.Status) error {
 		if st.State.Terminal() {
 			fmt.Fprintf(o.F.IO.ErrOut, "job %s already ended (%s); nothing to cancel\n", st.ID.Short(), st.State)
-			continue
+			return nil
 		}
 		if st.SlurmID == "" {
-			errs = append(errs, fmt.Errorf("job %s has no Slurm job to cancel", st.ID.Short()))
-			continue
+			return fmt.Errorf("job %s has no Slurm job to cancel", st.ID.Short())
 		}
 		_ = os.WriteFile(d.Cancel(), nil, 0o600) // the desired state, for tasks that vanish
 		if err := o.F.Slurm().Cancel(ctx, []string{st.SlurmID}, ""); err != nil {
-			errs = append(errs, fmt.Errorf("cancel job %s: %w", st.ID.Short(), err))
-			continue
+			return fmt.Errorf("cancel job %s: %w", st.ID.Short(), err)
 		}
 		fmt.Fprintln(o.F.IO.Out, st.ID)
-	}
-	return errors.Join(errs...)
+		return nil
+	})
 }
 
 // cancelSweep cancels every array of the sweep ref names. It reports false

@@ -2,6 +2,7 @@ package factory
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os/user"
 	"strconv"
@@ -45,4 +46,36 @@ func (f *Factory) Resolve(ctx context.Context, ref string) (job.Dir, error) {
 		}
 	}
 	return "", err
+}
+
+// EachJob resolves every ref to one of the caller's jobs, observes it and
+// calls fn; the errors of all refs are joined, so one bad id does not stop
+// the others. fallback, when set, gets a ref that names no job first, and
+// reports whether it handled it (a sweep id, say).
+func (f *Factory) EachJob(ctx context.Context, refs []string, fallback func(ref string) (bool, error), fn func(job.Dir, job.Status) error) error {
+	obs, err := f.Observer()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, ref := range refs {
+		d, err := f.Resolve(ctx, ref)
+		if err != nil && fallback != nil && errors.Is(err, job.ErrNotFound) {
+			if done, ferr := fallback(ref); done {
+				errs = append(errs, ferr)
+				continue
+			}
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		st, err := obs.Status(ctx, d)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		errs = append(errs, fn(d, st))
+	}
+	return errors.Join(errs...)
 }

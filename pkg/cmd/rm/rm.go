@@ -3,7 +3,6 @@ package rm
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-hpc/ferry/pkg/cmd/factory"
+	"github.com/ferry-hpc/ferry/pkg/job"
 )
 
 // Options are rm's arguments.
@@ -45,38 +45,20 @@ first. Copy what you want to keep with 'ferry get' before.
 }
 
 func runRm(ctx context.Context, o *Options) error {
-	obs, err := o.F.Observer()
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, ref := range o.Refs {
-		d, err := o.F.Resolve(ctx, ref)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		st, err := obs.Status(ctx, d)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
+	return o.F.EachJob(ctx, o.Refs, nil, func(d job.Dir, st job.Status) error {
 		if !st.State.Terminal() {
-			errs = append(errs, fmt.Errorf("job %s is %s: cancel it first with 'ferry cancel %s'", st.ID.Short(), st.State, st.ID.Short()))
-			continue
+			return fmt.Errorf("job %s is %s: cancel it first with 'ferry cancel %s'", st.ID.Short(), st.State, st.ID.Short())
 		}
 		// Rename first so the job disappears at once, even if removing a
 		// large outputs dir takes a while or is interrupted.
 		trash := filepath.Join(filepath.Dir(d.Path()), ".rm-"+string(st.ID))
 		if err := os.Rename(d.Path(), trash); err != nil {
-			errs = append(errs, fmt.Errorf("remove job %s: %w", st.ID.Short(), err))
-			continue
+			return fmt.Errorf("remove job %s: %w", st.ID.Short(), err)
 		}
 		if err := os.RemoveAll(trash); err != nil {
-			errs = append(errs, fmt.Errorf("remove job %s: %w", st.ID.Short(), err))
-			continue
+			return fmt.Errorf("remove job %s: %w", st.ID.Short(), err)
 		}
 		fmt.Fprintln(o.F.IO.Out, st.ID)
-	}
-	return errors.Join(errs...)
+		return nil
+	})
 }
