@@ -19,6 +19,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+# The tracker reads lines of up to 64 KiB (pkg/tracker: maxMetricLine).
+MAX_LINE = 64 << 10
+
 _lock = threading.Lock()
 _warned = False
 _fds: dict[str, int] = {}
@@ -77,6 +80,10 @@ def _finite(v: Any) -> Any:
 def _append(file: str, record: dict) -> None:
     """One JSON object per line, appended with a single write (O_APPEND)."""
     line = (json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+    if len(line) > MAX_LINE:
+        raise ValueError(f"{file[:-6]} {record['name'][:60]!r}: {len(line)} bytes as JSON, over the "
+                         f"{MAX_LINE // 1024} KiB a line may hold (the tracker skips longer lines); "
+                         f"save large values with ferry.save_artifact instead")
     d = _outdir()
     path = str(d / file)
     with _lock:

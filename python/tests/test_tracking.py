@@ -70,6 +70,13 @@ class InJobTest(FakeCLITest):
             ferry.log_metric("x", object())
         self.assertIn("metric 'x'", str(cm.exception))
 
+    def test_metric_too_large_for_a_line(self):
+        import numpy as np
+        with self.assertRaises(ValueError) as cm:
+            ferry.log_metric("weights", np.zeros(20000))
+        self.assertIn("save_artifact", str(cm.exception))
+        self.assertFalse(os.path.exists(os.path.join(self.out, "metrics.jsonl")))
+
     def test_params_and_tags(self):
         import numpy as np
         ferry.log_param("optimizer", "adam")
