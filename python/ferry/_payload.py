@@ -6,12 +6,16 @@ In the submitted project dir (it becomes the job's bundle, unpacked at /work):
 ``ferry_payload.json``
     ``{"format": "ferry-payload/1", "kind": "call" | "map", "python": "3.11",
     "python_full": "3.11.2", "cloudpickle": "2.2.0", "ferry": "0.1.0",
-    "function": "module.qualname", "count": N}``. Plain JSON, read first, so
+    "function": "module.qualname", "count": N, "items": {...}}``. Plain JSON, read first, so
     the sandbox checks the versions before it unpickles anything.
 ``ferry_payload.pkl``
     cloudpickle of ``{"fn": fn, "args": args, "kwargs": kwargs}`` (call) or
-    ``{"fn": fn, "items": [...]}`` (map: task i, whose params hold
-    ``__ferry_index: i``, calls ``fn(items[i])``).
+    ``{"fn": fn}`` (map).
+``ferry_items.pkl`` (map only)
+    every item pickled on its own, back to back; ``ferry_payload.json``
+    holds ``"items": {"file": "ferry_items.pkl", "offsets": [[offset,
+    length], ...]}``. Task i (its params hold ``__ferry_index: i``) unpickles
+    only item i and calls ``fn(item)``.
 
 In the job's outputs dir (``/out`` in the sandbox, ``<jobdir>/outputs``):
 
@@ -36,6 +40,7 @@ PAYLOAD_FORMAT = "ferry-payload/1"
 RESULT_FORMAT = "ferry-result/1"
 PAYLOAD_META = "ferry_payload.json"
 PAYLOAD_PICKLE = "ferry_payload.pkl"
+PAYLOAD_ITEMS = "ferry_items.pkl"
 RESULT_META = "ferry_result.json"
 RESULT_VALUE = "ferry_result.pkl"
 RESULT_EXCEPTION = "ferry_exception.pkl"
@@ -131,17 +136,35 @@ def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
     fsync_dir(d)
 
 
-def write_payload(dirpath: str, kind: str, data: bytes, *, function: str = "", count: int | None = None) -> dict:
-    """Write the pickled payload into dirpath and record the versions beside it."""
+def write_payload(dirpath: str, kind: str, data: bytes, *, function: str = "",
+                  items: tuple[bytes, list] | None = None) -> dict:
+    """Write the pickled payload into dirpath and record the versions beside
+    it; a map's items go to one file, each pickled on its own, so a task
+    unpickles only its own item."""
     meta = {"format": PAYLOAD_FORMAT, "kind": kind, **versions(), "function": function}
-    if count is not None:
-        meta["count"] = count
+    if items is not None:
+        blob, offsets = items
+        with open(os.path.join(dirpath, PAYLOAD_ITEMS), "wb") as f:
+            f.write(blob)
+        meta["count"] = len(offsets)
+        meta["items"] = {"file": PAYLOAD_ITEMS, "offsets": offsets}
     with open(os.path.join(dirpath, PAYLOAD_PICKLE), "wb") as f:
         f.write(data)
     with open(os.path.join(dirpath, PAYLOAD_META), "w") as f:
-        json.dump(meta, f, indent=1)
+        json.dump(meta, f, separators=(",", ":"))
         f.write("\n")
     return meta
+
+
+def read_item(dirpath: str, meta: dict, index: int) -> bytes:
+    """The pickled bytes of a map's item `index`."""
+    offset, length = meta["items"]["offsets"][index]
+    with open(os.path.join(dirpath, meta["items"]["file"]), "rb") as f:
+        f.seek(offset)
+        b = f.read(length)
+    if len(b) != length:
+        raise ValueError(f"{meta['items']['file']} is truncated at item {index}")
+    return b
 
 
 def read_json(path: str):

@@ -102,10 +102,15 @@ class Runner:
         if meta.get("kind") == "map":
             try:
                 index = int(self.params[P.INDEX_PARAM])
-                args, kwargs = (payload["items"][index],), {}
-            except (KeyError, ValueError, TypeError, IndexError) as e:
-                return self.fail("payload", f"map task without a valid {P.INDEX_PARAM} parameter "
-                                 f"(params {self.params!r}): {e}")
+                raw = P.read_item(self.workdir, meta, index)
+            except (KeyError, ValueError, TypeError, IndexError, OSError) as e:
+                return self.fail("payload", f"map task without a valid {P.INDEX_PARAM} parameter or item "
+                                 f"(params {self.params!r}): {type(e).__name__}: {e}")
+            try:
+                args, kwargs = (cloudpickle.loads(raw),), {}
+            except BaseException as e:  # noqa: BLE001
+                return self.fail("payload", f"could not unpickle input {index} of {meta.get('function')} in the "
+                                 f"sandbox: {type(e).__name__}: {e}", e)
         else:
             args, kwargs = payload.get("args", ()), payload.get("kwargs", {})
         del payload

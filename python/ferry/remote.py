@@ -179,12 +179,24 @@ class Executor:
 
     # --- building the submitted dir -----------------------------------
 
-    def _stage(self, kind: str, obj: dict, fn: Callable, count: int | None = None) -> tuple[str, str]:
+    def _stage(self, kind: str, obj: dict, fn: Callable, items: list | None = None) -> tuple[str, str]:
+        """Write the payload into a fresh project dir; returns (temp root, dir)."""
         import cloudpickle
         name = _fn_name(fn)
+        blob, offsets = bytearray(), []
         try:
             with _by_value(fn):
                 data = cloudpickle.dumps(obj)
+                for i, item in enumerate(items or ()):
+                    try:
+                        b = cloudpickle.dumps(item)
+                    except Exception as e:
+                        raise PayloadError(f"cannot send input {i} of {name} to the cluster: {type(e).__name__}: "
+                                           f"{e}. Pass plain data (numbers, strings, lists, dicts, numpy arrays).") from e
+                    offsets.append([len(blob), len(b)])
+                    blob += b
+        except PayloadError:
+            raise
         except Exception as e:
             try:
                 cloudpickle.dumps(fn)
@@ -194,8 +206,7 @@ class Executor:
             if not fn_ok:
                 msg = _explain_unpicklable(fn, name, e)
             else:
-                what = "arguments" if kind == "call" else "inputs"
-                msg = (f"cannot send the {what} of {name} to the cluster: {type(e).__name__}: {e}. "
+                msg = (f"cannot send the arguments of {name} to the cluster: {type(e).__name__}: {e}. "
                        f"Pass plain data (numbers, strings, lists, dicts, numpy arrays).")
             raise PayloadError(msg) from e
         root = tempfile.mkdtemp(prefix="ferry-payload-")
@@ -208,7 +219,8 @@ class Executor:
                 _copy_project(self.project, d)
             else:
                 os.mkdir(d)
-            P.write_payload(d, kind, data, function=name, count=count)
+            P.write_payload(d, kind, data, function=name,
+                            items=(bytes(blob), offsets) if items is not None else None)
         except BaseException:
             shutil.rmtree(root, ignore_errors=True)
             raise
@@ -252,7 +264,7 @@ class Executor:
             raise ValueError(f"max_parallel must be at least 1, got {max_parallel}")
         if not items:
             return MapJob(None, [], function=_fn_name(fn))
-        root, d = self._stage("map", {"fn": fn, "items": items}, fn, count=len(items))
+        root, d = self._stage("map", {"fn": fn}, fn, items=items)
         try:
             plist = os.path.join(root, "params-list.json")
             with open(plist, "w") as f:

@@ -171,6 +171,22 @@ class MapTest(FakeCLITest):
         self.assertIn("bad input 3", str(e))
         self.assertTrue(any("element 3 of 5" in n for n in getattr(e, "__notes__", [])), e.__notes__)
 
+    def test_map_unpicklable_input_names_index(self):
+        with self.assertRaises(ferry.PayloadError) as cm:
+            ferry.map(square, [1, 2, threading.Lock()])
+        self.assertIn("input 2 of", str(cm.exception))
+        self.assertEqual(self.calls(), [])
+
+    def test_map_items_stored_one_by_one(self):
+        ex = ferry.Executor()
+        root, d = ex._stage("map", {"fn": square}, square, items=[10, "x", [1, 2]])
+        with open(os.path.join(d, P.PAYLOAD_META)) as f:
+            meta = json.load(f)
+        self.assertEqual(meta["count"], 3)
+        import cloudpickle
+        self.assertEqual(cloudpickle.loads(P.read_item(d, meta, 1)), "x")
+        self.assertEqual(cloudpickle.loads(P.read_item(d, meta, 2)), [1, 2])
+
     def test_map_empty(self):
         self.assertEqual(ferry.map(square, []), [])
         self.assertEqual(self.calls(), [])
