@@ -3,6 +3,7 @@ really pickled, run by ferry._runner in a subprocess and read back."""
 
 import json
 import os
+import shutil
 import threading
 import unittest
 
@@ -180,6 +181,7 @@ class MapTest(FakeCLITest):
     def test_map_items_stored_one_by_one(self):
         ex = ferry.Executor()
         root, d = ex._stage("map", {"fn": square}, square, items=[10, "x", [1, 2]])
+        self.addCleanup(shutil.rmtree, root, True)
         with open(os.path.join(d, P.PAYLOAD_META)) as f:
             meta = json.load(f)
         self.assertEqual(meta["count"], 3)
@@ -200,6 +202,7 @@ class VersionTest(FakeCLITest):
     def _staged(self, **meta_changes):
         ex = ferry.Executor()
         root, d = ex._stage("call", {"fn": square, "args": (3,), "kwargs": {}}, square)
+        self.addCleanup(shutil.rmtree, root, True)
         with open(os.path.join(d, P.PAYLOAD_META)) as f:
             meta = json.load(f)
         meta.update(meta_changes)

@@ -7,6 +7,7 @@ Each check prints "CHECK <name> ok: <detail>" or "CHECK <name> FAILED:
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -68,6 +69,7 @@ def check_version_mismatch_fails_at_once():
         json.dump(meta, f)
     t = time.monotonic()
     job = ferry.submit(d, "python3 -m ferry._runner")
+    shutil.rmtree(root, ignore_errors=True)
     fj = ferry.FunctionJob(job.id, dir=str(job.dir), function="abs")
     try:
         fj.result(timeout=120)
