@@ -58,6 +58,12 @@ var squeueFields = []string{
 	"WorkDir", "Name", "Comment",
 }
 
+func init() {
+	if len(squeueFields) != numFields {
+		panic("slurm: numFields is not len(squeueFields)")
+	}
+}
+
 // squeueFormat is the -O argument: every field with width 0 (full, no
 // padding, never truncated) and a separator as its suffix.
 func squeueFormat() string { return formatO(squeueFields) }
@@ -108,8 +114,8 @@ func (c *Client) Jobs(ctx context.Context, q Query) ([]Job, error) {
 
 // ParseJobs parses the output of the squeue command line SqueueArgs builds.
 func ParseJobs(out []byte) ([]Job, error) {
-	jobs := []Job{}
 	recs := bytes.Split(out, []byte(recordEnd+"\n"))
+	jobs := make([]Job, 0, len(recs)-1)
 	for i, rec := range recs {
 		if i == len(recs)-1 {
 			if len(bytes.TrimSpace(rec)) != 0 {
@@ -134,10 +140,22 @@ func ParseJobs(out []byte) ([]Job, error) {
 	return jobs, nil
 }
 
+// numFields is len(squeueFields), as a constant for parseJob's array.
+const numFields = 17
+
 func parseJob(rec string) (Job, error) {
-	f := strings.SplitN(rec, fieldSep, len(squeueFields))
-	if len(f) != len(squeueFields) {
-		return Job{}, fmt.Errorf("squeue: want %d fields, got %d in %q", len(squeueFields), len(f), truncate(rec, 200))
+	var f [numFields]string
+	rest, n := rec, 0
+	for ; n < numFields-1; n++ {
+		field, after, ok := strings.Cut(rest, fieldSep)
+		if !ok {
+			break
+		}
+		f[n], rest = field, after
+	}
+	f[n] = rest
+	if n++; n != numFields {
+		return Job{}, fmt.Errorf("squeue: want %d fields, got %d in %q", numFields, n, truncate(rec, 200))
 	}
 	for i := 0; i < len(f)-3; i++ {
 		f[i] = strings.TrimSpace(f[i])
@@ -197,6 +215,9 @@ func str(s string) string {
 // parseTime reads a time squeue printed with SLURM_TIME_FORMAT=%s. "N/A",
 // "Unknown", "NONE", "0" and anything unreadable are the zero time.
 func parseTime(s string) time.Time {
+	if s == "" || s[0] < '0' || s[0] > '9' {
+		return time.Time{} // N/A, Unknown, NONE: no time (and no error to build)
+	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err == nil {
 		if n <= 0 {
