@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"maps"
+	"path/filepath"
 	"slices"
+	"syscall"
 
 	"github.com/ferry-hpc/ferry/pkg/job"
 	"github.com/ferry-hpc/ferry/pkg/slurm"
@@ -206,12 +208,22 @@ func (t *Tracker) readMetrics(e *entry) {
 		return
 	}
 	var from int64
-	var latest map[string]json.RawMessage
 	if !t.rebuild && e.pub != nil {
 		from = e.pub.MetricsOffset
-		if len(e.pub.Metrics) > 0 {
-			_ = json.Unmarshal(e.pub.Metrics, &latest)
+	}
+	// A cheap hint first: lstat the file (following nothing but the path
+	// as it is). Only its size is used; the file itself is opened safely.
+	var st syscall.Stat_t
+	err := syscall.Lstat(filepath.Join(e.dir, metricsRel), &st)
+	if (err != nil || st.Size == from) && !t.rebuild && e.cur.MetricsOffset == from {
+		if e.cur.State.Terminal() {
+			e.metricsDone = true
 		}
+		return
+	}
+	var latest map[string]json.RawMessage
+	if !t.rebuild && e.pub != nil && len(e.pub.Metrics) > 0 {
+		_ = json.Unmarshal(e.pub.Metrics, &latest)
 	}
 	points, newest, next, reset, err := e.files().readMetrics(from)
 	if err != nil {

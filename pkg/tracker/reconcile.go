@@ -138,6 +138,10 @@ func (t *Tracker) taskEntry(j *slurm.Job, sweep job.ID, now time.Time) *entry {
 	return e
 }
 
+// resultWait is how long after a job ended without a result.json the
+// tracker keeps looking for one while Slurm still lists the job.
+const resultWait = 2 * time.Minute
+
 // Lines that cannot be attributed are retried every resolveRetry, not every tick.
 const resolveRetry = 30 * time.Second
 
@@ -158,7 +162,15 @@ func (t *Tracker) listed(e *entry, j *slurm.Job, at, now time.Time) {
 	e.inSlurm, e.missingSince, e.resRead = true, time.Time{}, false
 	k := keyOf(j)
 	if e.cur != nil && k == e.line {
-		return // nothing Slurm says changed
+		// Nothing Slurm says changed. A job Slurm ended from outside
+		// (scancel, time limit) gets its sandbox's record a moment later:
+		// look for it for a while.
+		if !e.cur.State.Terminal() || (e.res != nil && e.res.State.Terminal()) || now.Sub(e.decidedAt) > resultWait {
+			return
+		}
+		if t.readResult(e); e.res == nil || !e.res.State.Terminal() {
+			return
+		}
 	}
 	e.line, e.slurmID = k, j.ID
 	if j.ArrayTaskID >= 0 {

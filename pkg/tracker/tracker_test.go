@@ -592,3 +592,28 @@ func TestMetricsEndpoint(t *testing.T) {
 		assert.True(t, strings.Contains(string(body), want), "no %q in /metrics", want)
 	}
 }
+
+// scancel: Slurm says CANCELLED at once, the sandbox records how the job
+// ended a moment later; the hash gets the record without a second event.
+func TestResultAfterSlurmEnded(t *testing.T) {
+	e := newEnv(t)
+	id, l := e.submit("p", nil)
+	start := e.clock.Now()
+	e.slurm.set(running(l, "w1", start))
+	e.tick()
+	e.slurm.set(ended(running(l, "w1", start), "CANCELLED", e.clock.Now()))
+	e.tick()
+	j := e.job(id)
+	assert.Equal(t, job.Cancelled, j.State)
+	assert.Equal(t, "cancelled", j.Reason)
+	assert.Nil(t, j.ExitCode)
+
+	e.clock.Add(time.Second)
+	e.result(id, job.Cancelled, "cancelled while running; the container was stopped and removed", 143)
+	e.tick()
+	j = e.job(id)
+	assert.Equal(t, "cancelled while running; the container was stopped and removed", j.Reason)
+	require.NotNil(t, j.ExitCode)
+	assert.Equal(t, 143, *j.ExitCode)
+	assert.Equal(t, []string{">running", "running>cancelled"}, stateEvents(e.events(), id))
+}
