@@ -165,13 +165,14 @@ func (t *Tracker) listed(e *entry, j *slurm.Job, at, now time.Time) {
 		// Nothing Slurm says changed. A job Slurm ended from outside
 		// (scancel, time limit) gets its sandbox's record a moment later:
 		// look for it for a while.
-		if !e.cur.State.Terminal() || (e.res != nil && e.res.State.Terminal()) || now.Sub(e.decidedAt) > resultWait {
-			return
+		if !e.cur.State.Terminal() || (e.res != nil && e.res.State.Terminal()) || j.Nodes == "" || now.Sub(e.decidedAt) > resultWait {
+			return // (a job that never got a node has no sandbox to write one)
 		}
 		if t.readResult(e); e.res == nil || !e.res.State.Terminal() {
 			return
 		}
 	}
+	first := e.cur == nil || e.line == lineKey{}
 	e.line, e.slurmID = k, j.ID
 	if j.ArrayTaskID >= 0 {
 		e.arrayIndex = j.ArrayTaskID
@@ -179,7 +180,7 @@ func (t *Tracker) listed(e *entry, j *slurm.Job, at, now time.Time) {
 	st, reason := j.Observed()
 	sv := job.SlurmView{Known: true, State: st, Reason: reason, Node: j.Nodes, Start: j.Start, End: j.End}
 	// result.json is read when the job may have ended, not every tick.
-	if e.cur == nil || st.Terminal() || st == job.Completing || (e.cur != nil && e.cur.State == job.Running && st != job.Running) {
+	if first || st.Terminal() || st == job.Completing || e.cur.State == job.Running && st != job.Running {
 		t.readResult(e)
 	}
 	status := job.Observe(e.spec, j.ID, sv, nil, e.res, now)

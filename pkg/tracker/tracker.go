@@ -240,8 +240,8 @@ func (t *Tracker) load(ctx context.Context) error {
 	t.rebuild = snap.Gen == 0 // nothing there (first start, or flushed)
 	for id, j := range snap.Jobs {
 		e := t.entry(id)
-		pub := *j
-		e.pub = &pub
+		pub, cur := *j, *j
+		e.pub, e.cur = &pub, &cur // what was published stands until something says otherwise
 		e.dir = j.Dir
 		e.slurmID = j.SlurmID
 		e.arrayIndex = j.ArrayIndex

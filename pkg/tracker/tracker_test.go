@@ -195,10 +195,13 @@ func TestLeftSlurm(t *testing.T) {
 	assert.Equal(t, "Slurm no longer knows this job and it left no result.json", j.Reason)
 	assert.Equal(t, []string{">running", "running>lost"}, stateEvents(e.events(), lost))
 
-	// A result that lands later still wins (the epilog wrote it late).
-	e.result(lost, job.Failed, "killed", -1)
+	// A restarted tracker keeps it lost: no "submitted" again, no second event.
+	e.tr = e.newTracker()
 	e.tick()
-	assert.Equal(t, job.Lost, e.job(lost).State, "a lost job is not read again every tick")
+	e.clock.Add(61 * time.Second)
+	e.tick()
+	assert.Equal(t, job.Lost, e.job(lost).State)
+	assert.Equal(t, []string{">running", "running>lost"}, stateEvents(e.events(), lost))
 }
 
 func TestCancelledWhileQueued(t *testing.T) {
