@@ -167,13 +167,11 @@ func (d dirFiles) slurmID() string {
 	return strings.TrimSpace(string(data))
 }
 
-// cancelFile records that the user asked to cancel the job (the desired
-// state), so that a pending job that vanishes from Slurm is cancelled, not
-// lost. Named as pkg/job's sweep support names it.
-const cancelFile = "cancel_requested"
-
+// cancelRequested reports whether the user asked to cancel the job (the
+// desired state), so that a pending job that vanishes from Slurm is
+// cancelled, not lost.
 func (d dirFiles) cancelRequested() bool {
-	f, err := openIn(d.path, d.uid, cancelFile)
+	f, err := openIn(d.path, d.uid, job.CancelFile)
 	if err != nil {
 		return false
 	}
