@@ -225,7 +225,7 @@ func TestCancelledWhileQueued(t *testing.T) {
 	e.slurm.set(l3)
 	e.tick()
 	e.slurm.drop(l3.ID)
-	require.NoError(t, os.WriteFile(filepath.Join(e.dir(id2), cancelFile), nil, 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(e.dir(id2), job.CancelFile), nil, 0o600))
 	e.tick()
 	assert.Equal(t, job.Cancelled, e.job(id2).State)
 }
