@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A real local Slurm cluster on this host for ferry's end-to-end tests:
 # munged, slurmctld, two slurmd (w1 on port 17001, w2 on 17002), Redis on
-# 127.0.0.1:6390, the ferry binary, one `ferry agent` per worker, `ferry
+# 127.0.0.1:6390, the ferry and ferryd binaries, one `ferryd agent` per worker, `ferryd
 # tracker`, the sandbox images and the test users ferry-alice / ferry-bob.
 #
 #   sudo tests/cluster.sh up       bring everything up (idempotent), run a smoke job
@@ -28,6 +28,7 @@ REDIS_PASS=/etc/ferry/redis.pass
 REDIS_DIR=/var/lib/ferry-redis
 REDIS_PID=/run/ferry-redis/redis.pid
 FERRY_BIN=/usr/local/bin/ferry
+FERRYD_BIN=/usr/local/bin/ferryd
 FERRY_CONFIG=/etc/ferry/config.yaml
 HOOK_DIR=/usr/local/lib/ferry
 TRACKER_PID=/run/ferry/tracker.pid
@@ -78,14 +79,11 @@ nodes_ready() {
 }
 
 tracker_supported() {
-	[[ -x $FERRY_BIN ]] && "$FERRY_BIN" tracker --help >/dev/null 2>&1
+	[[ -x $FERRYD_BIN ]]
 }
 
 agent_supported() {
-	[[ -x $FERRY_BIN ]] || return 1
-	local out
-	out=$("$FERRY_BIN" agent --help 2>&1) || return 1
-	grep -q 'agent' <<<"$out" && ! grep -qi 'unknown command' <<<"$out"
+	[[ -x $FERRYD_BIN ]]
 }
 
 # ---------------------------------------------------------------- up
@@ -280,37 +278,36 @@ EOF
 }
 
 FERRY_CHANGED=0
+# build_ferry builds ferry (the users' CLI) and ferryd (the daemons and
+# Slurm hooks) into /usr/local/bin, replacing a binary only when it changed.
 build_ferry() {
-	if ! compgen -G "$FERRY_REPO/cmd/ferry/*.go" >/dev/null; then
-		warn "no Go source in cmd/ferry yet: not building $FERRY_BIN"
-		return 0
-	fi
 	if ! command -v go >/dev/null; then
-		warn "go is not installed (expected /usr/local/go/bin/go): not building $FERRY_BIN"
+		warn "go is not installed (expected /usr/local/go/bin/go): not building ferry"
 		return 0
 	fi
-	local tmp blog=/var/tmp/ferry-build.log
-	tmp=$(mktemp /usr/local/bin/.ferry.XXXXXX)
-	log "go build ./cmd/ferry -> $FERRY_BIN"
-	if ! (cd "$FERRY_REPO" && go build -o "$tmp" ./cmd/ferry) >"$blog" 2>&1; then
-		if grep -q 'VCS status' "$blog" &&
-			(cd "$FERRY_REPO" && go build -buildvcs=false -o "$tmp" ./cmd/ferry) >"$blog" 2>&1; then
-			:
-		else
-			rm -f "$tmp"
-			tail -n 20 "$blog" >&2
-			warn "ferry does not build yet (full log: $blog): going on without it"
-			return 0
+	local name tmp blog=/var/tmp/ferry-build.log
+	for name in ferry ferryd; do
+		tmp=$(mktemp "/usr/local/bin/.$name.XXXXXX")
+		log "go build ./cmd/$name -> /usr/local/bin/$name"
+		if ! (cd "$FERRY_REPO" && go build -o "$tmp" "./cmd/$name") >"$blog" 2>&1; then
+			if grep -q 'VCS status' "$blog" &&
+				(cd "$FERRY_REPO" && go build -buildvcs=false -o "$tmp" "./cmd/$name") >"$blog" 2>&1; then
+				:
+			else
+				rm -f "$tmp"
+				tail -n 20 "$blog" >&2
+				die "$name does not build (full log: $blog)"
+			fi
 		fi
-	fi
-	chmod 0755 "$tmp"
-	if [[ -f $FERRY_BIN ]] && cmp -s "$tmp" "$FERRY_BIN"; then
-		rm -f "$tmp"
-	else
-		mv "$tmp" "$FERRY_BIN"
-		FERRY_CHANGED=1
-		log "installed $FERRY_BIN"
-	fi
+		chmod 0755 "$tmp"
+		if [[ -f /usr/local/bin/$name ]] && cmp -s "$tmp" "/usr/local/bin/$name"; then
+			rm -f "$tmp"
+		else
+			mv "$tmp" "/usr/local/bin/$name"
+			FERRY_CHANGED=1
+			log "installed /usr/local/bin/$name"
+		fi
+	done
 }
 
 write_ferry_config() {
@@ -332,32 +329,32 @@ EOF
 
 start_agents() {
 	if ! agent_supported; then
-		warn "$FERRY_BIN agent is not available yet: no agents started"
+		warn "$FERRYD_BIN is not installed: no agents started"
 		return 0
 	fi
 	local n pidf sock
 	for n in "${NODES[@]}"; do
 		pidf=/run/ferry/agent-$n.pid
 		sock=/run/ferry/agent-$n.sock
-		if pid_alive "$pidf" ferry; then
+		if pid_alive "$pidf" ferryd; then
 			if ((FERRY_CHANGED)) && state_has "agent-$n"; then
 				log "ferry was rebuilt: restarting agent $n"
-				stop_pidfile "agent $n" "$pidf" ferry 15
+				stop_pidfile "agent $n" "$pidf" ferryd 15
 			else
 				log "agent $n already running"
 				continue
 			fi
 		fi
-		log "starting ferry agent --node $n"
-		setsid nohup "$FERRY_BIN" agent --node "$n" </dev/null >>"/var/log/ferry/agent-$n.log" 2>&1 &
+		log "starting ferryd agent --node $n"
+		setsid nohup "$FERRYD_BIN" agent --node "$n" </dev/null >>"/var/log/ferry/agent-$n.log" 2>&1 &
 		echo $! >"$pidf"
-		state_add "agent-$n" "$pidf" ferry
+		state_add "agent-$n" "$pidf" ferryd
 	done
 	for n in "${NODES[@]}"; do
 		pidf=/run/ferry/agent-$n.pid
 		sock=/run/ferry/agent-$n.sock
 		if ! wait_until 15 "agent $n socket $sock" test -S "$sock"; then
-			pid_alive "$pidf" ferry || warn "agent $n exited"
+			pid_alive "$pidf" ferryd || warn "agent $n exited"
 			tail_logs "/var/log/ferry/agent-$n.log"
 			warn "agent $n is not serving $sock: going on"
 		fi
@@ -369,24 +366,24 @@ start_agents() {
 # /run/ferry/tracker.sock. Restarted when the binary changed.
 start_tracker() {
 	if ! tracker_supported; then
-		warn "$FERRY_BIN tracker is not available yet: no tracker started"
+		warn "$FERRYD_BIN is not installed: no tracker started"
 		return 0
 	fi
-	if pid_alive "$TRACKER_PID" ferry; then
+	if pid_alive "$TRACKER_PID" ferryd; then
 		if ((FERRY_CHANGED)) && state_has tracker; then
 			log "ferry was rebuilt: restarting the tracker"
-			stop_pidfile tracker "$TRACKER_PID" ferry 15
+			stop_pidfile tracker "$TRACKER_PID" ferryd 15
 		else
 			log "tracker already running"
 			return 0
 		fi
 	fi
-	log "starting ferry tracker"
-	setsid nohup "$FERRY_BIN" tracker </dev/null >>"$TRACKER_LOG" 2>&1 &
+	log "starting ferryd tracker"
+	setsid nohup "$FERRYD_BIN" tracker </dev/null >>"$TRACKER_LOG" 2>&1 &
 	echo $! >"$TRACKER_PID"
-	state_add tracker "$TRACKER_PID" ferry
-	if ! wait_until 20 "the tracker to report healthy" "$FERRY_BIN" tracker --health; then
-		pid_alive "$TRACKER_PID" ferry || warn "the tracker exited"
+	state_add tracker "$TRACKER_PID" ferryd
+	if ! wait_until 20 "the tracker to report healthy" "$FERRYD_BIN" tracker --health; then
+		pid_alive "$TRACKER_PID" ferryd || warn "the tracker exited"
 		tail_logs "$TRACKER_LOG"
 		warn "the tracker is not healthy: going on"
 	fi
@@ -529,18 +526,18 @@ cmd_status() {
 	fi
 	for n in "${NODES[@]}"; do
 		pidf=/run/ferry/agent-$n.pid
-		if pid_alive "$pidf" ferry; then
+		if pid_alive "$pidf" ferryd; then
 			echo "agent $n:  pid $(cat "$pidf")$([[ -S /run/ferry/agent-$n.sock ]] && echo ", /run/ferry/agent-$n.sock")"
 		else
 			echo "agent $n:  not running"
 		fi
 	done
-	if pid_alive "$TRACKER_PID" ferry; then
-		echo "tracker:   pid $(cat "$TRACKER_PID"), $("$FERRY_BIN" tracker --health 2>/dev/null || echo "not healthy")"
+	if pid_alive "$TRACKER_PID" ferryd; then
+		echo "tracker:   pid $(cat "$TRACKER_PID"), $("$FERRYD_BIN" tracker --health 2>/dev/null || echo "not healthy")"
 	else
 		echo "tracker:   not running"
 	fi
-	echo "ferry:     $([[ -x $FERRY_BIN ]] && echo "$FERRY_BIN" || echo "not installed")"
+	echo "ferry:     $([[ -x $FERRY_BIN ]] && echo "$FERRY_BIN" || echo "not installed"), $([[ -x $FERRYD_BIN ]] && echo "$FERRYD_BIN" || echo "ferryd not installed")"
 	echo "images:    $(docker images --format '{{.Repository}}:{{.Tag}}' 'ferry/*' 2>/dev/null | tr '\n' ' ')"
 	if [[ -s $FERRY_STATE_FILE ]]; then
 		echo "started by cluster.sh: $(cut -d' ' -f1 "$FERRY_STATE_FILE" | tr '\n' ' ')"
@@ -555,7 +552,7 @@ cmd_stop() {
 	case ${1:-} in
 	slurmctld) stop_pidfile slurmctld "$CTLD_PID" slurmctld 30 ;;
 	redis) stop_pidfile redis "$REDIS_PID" redis-server 30 ;;
-	tracker) stop_pidfile tracker "$TRACKER_PID" ferry 15 ;;
+	tracker) stop_pidfile tracker "$TRACKER_PID" ferryd 15 ;;
 	*) usage ;;
 	esac
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/ferry-hpc/ferry/pkg/cmd/agent"
 	"github.com/ferry-hpc/ferry/pkg/job"
 	"github.com/ferry-hpc/ferry/pkg/sandbox"
+	"github.com/ferry-hpc/ferry/pkg/sandbox/docker"
 	"github.com/ferry-hpc/ferry/pkg/slurm"
 )
 
@@ -162,16 +163,16 @@ func TestBenchAgentLatency(t *testing.T) {
 	}
 	require.Equal(t, "RUNNING", alloc.State)
 
-	docker, err := sandbox.NewDocker()
+	eng, err := docker.New()
 	require.NoError(t, err)
-	defer docker.Close()
+	defer eng.Close()
 	pol := &sandbox.Policy{Node: alloc.Nodes[0], Images: []string{"ferry/sandbox:latest"}, ScratchDir: "/var/tmp/ferry", PidsLimit: 512}
 	sock := filepath.Join(t.TempDir(), "agent.sock")
 	ln, err := sandbox.Listen(sock)
 	require.NoError(t, err)
 	actx, stop := context.WithCancel(ctx)
 	defer stop()
-	a := &sandbox.Agent{Policy: pol, Engine: docker, Slurm: agent.Allocations{Client: sl},
+	a := &sandbox.Agent{Policy: pol, Engine: eng, Slurm: agent.Allocations{Client: sl},
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), StopGrace: time.Second}
 	go a.Serve(actx, ln)
 
@@ -193,11 +194,11 @@ func TestBenchAgentLatency(t *testing.T) {
 
 		start = time.Now()
 		spec.Name = fmt.Sprintf("ferry-bench-direct-%s-%d", id.Short(), i)
-		c, err := docker.Start(ctx, spec, io.Discard)
+		c, err := eng.Start(ctx, spec, io.Discard)
 		require.NoError(t, err)
-		exit, err = docker.Wait(ctx, c)
+		exit, err = eng.Wait(ctx, c)
 		require.NoError(t, err)
-		require.NoError(t, docker.Remove(ctx, c.ID, 0))
+		require.NoError(t, eng.Remove(ctx, c.ID, 0))
 		require.Equal(t, 0, exit.Code)
 		direct = append(direct, time.Since(start))
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ferry-hpc/ferry/pkg/job"
 	"github.com/ferry-hpc/ferry/pkg/sandbox"
+	"github.com/ferry-hpc/ferry/pkg/sandbox/docker"
 )
 
 const (
@@ -26,7 +27,8 @@ const (
 	bob   = "ferry-bob"
 )
 
-var ferryBin string
+// ferryBin is the users' CLI, ferrydBin the daemons' binary (agent, tracker).
+var ferryBin, ferrydBin string
 
 func TestMain(m *testing.M) {
 	if os.Getenv("FERRY_E2E") != "1" {
@@ -41,9 +43,12 @@ func TestMain(m *testing.M) {
 	if ferryBin == "" {
 		ferryBin = "/usr/local/bin/ferry"
 	}
-	if _, err := os.Stat(ferryBin); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: ferry binary %s: %v\n", ferryBin, err)
-		os.Exit(1)
+	ferrydBin = filepath.Join(filepath.Dir(ferryBin), "ferryd")
+	for _, b := range []string{ferryBin, ferrydBin} {
+		if _, err := os.Stat(b); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: binary %s: %v (tests/run.sh builds it)\n", b, err)
+			os.Exit(1)
+		}
 	}
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "e2e: must run as root (it runs ferry as the test users)")
@@ -187,7 +192,7 @@ func readResult(t testing.TB, dir string) *job.Result {
 // containers lists the sandbox containers labelled with a ferry job id.
 func containers(t testing.TB, ferryID string) []sandbox.ContainerInfo {
 	t.Helper()
-	d, err := sandbox.NewDocker()
+	d, err := docker.New()
 	require.NoError(t, err)
 	defer d.Close()
 	list, err := d.List(context.Background(), map[string]string{sandbox.LabelJob: ferryID})

@@ -294,13 +294,13 @@ func TestAgentKilledWhileJobRuns(t *testing.T) {
 // unless it is already serving.
 func restartAgent(t *testing.T, node string) {
 	t.Helper()
-	if c := exec.Command(ferryBin, "agent", "--node", node, "--health"); c.Run() == nil {
+	if c := exec.Command(ferrydBin, "agent", "--node", node, "--health"); c.Run() == nil {
 		return
 	}
 	logf, err := os.OpenFile(agentLog(node), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	require.NoError(t, err)
 	defer logf.Close()
-	c := exec.Command(ferryBin, "agent", "--node", node)
+	c := exec.Command(ferrydBin, "agent", "--node", node)
 	c.Stdout, c.Stderr = logf, logf
 	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	require.NoError(t, c.Start())
@@ -308,7 +308,7 @@ func restartAgent(t *testing.T, node string) {
 	go c.Wait()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
-		if exec.Command(ferryBin, "agent", "--node", node, "--health").Run() == nil {
+		if exec.Command(ferrydBin, "agent", "--node", node, "--health").Run() == nil {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)

@@ -14,6 +14,7 @@ import (
 	"github.com/ferry-hpc/ferry/pkg/cmd/factory"
 	"github.com/ferry-hpc/ferry/pkg/job"
 	sb "github.com/ferry-hpc/ferry/pkg/sandbox"
+	"github.com/ferry-hpc/ferry/pkg/sandbox/docker"
 	"github.com/ferry-hpc/ferry/pkg/slurm"
 )
 
@@ -87,12 +88,12 @@ func run(ctx context.Context, o *Options) error {
 	if os.Geteuid() != 0 {
 		return factory.Usagef("ferry agent must run as root: it alone holds the Docker socket")
 	}
-	docker, err := sb.NewDocker()
+	eng, err := docker.New()
 	if err != nil {
 		return err
 	}
-	defer docker.Close()
-	if err := docker.Ping(ctx); err != nil {
+	defer eng.Close()
+	if err := eng.Ping(ctx); err != nil {
 		return fmt.Errorf("docker engine: %w", err)
 	}
 	ln, err := sb.Listen(socket)
@@ -113,11 +114,11 @@ func run(ctx context.Context, o *Options) error {
 			PidsLimit:      cfg.PidsLimit,
 			TmpfsSize:      512 << 20,
 		},
-		Engine:    docker,
+		Engine:    eng,
 		Slurm:     Allocations{Client: o.F.Slurm()},
 		Log:       log,
 		StopGrace: cfg.StopGrace.Duration(),
-		Ping:      docker.Ping,
+		Ping:      eng.Ping,
 	}
 	err = a.Serve(ctx, ln)
 	log.Info("agent stopped")

@@ -19,6 +19,7 @@ import (
 	"github.com/ferry-hpc/ferry/pkg/cmd/factory"
 	"github.com/ferry-hpc/ferry/pkg/job"
 	sb "github.com/ferry-hpc/ferry/pkg/sandbox"
+	"github.com/ferry-hpc/ferry/pkg/sandbox/docker"
 	"github.com/ferry-hpc/ferry/pkg/slurm"
 	"github.com/ferry-hpc/ferry/pkg/submit"
 )
@@ -65,12 +66,12 @@ func run(ctx context.Context, f *factory.Factory) error {
 	removed, err := (&sb.AgentClient{Socket: cfg.AgentSocketFor(node)}).Cleanup(ctx, sid)
 	if err != nil {
 		fmt.Fprintf(f.IO.ErrOut, "ferry epilog: agent: %v; removing job %s's containers directly\n", err, sid)
-		docker, derr := sb.NewDocker()
+		eng, derr := docker.New()
 		if derr != nil {
 			return derr
 		}
-		defer docker.Close()
-		if removed, err = sb.RemoveJobContainers(ctx, docker, node, sid); err != nil {
+		defer eng.Close()
+		if removed, err = sb.RemoveJobContainers(ctx, eng, node, sid); err != nil {
 			return err
 		}
 	}

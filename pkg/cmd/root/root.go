@@ -11,11 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ferry-hpc/ferry/pkg/cmd/agent"
 	"github.com/ferry-hpc/ferry/pkg/cmd/cancel"
 	"github.com/ferry-hpc/ferry/pkg/cmd/clearqueue"
 	"github.com/ferry-hpc/ferry/pkg/cmd/configcmd"
-	"github.com/ferry-hpc/ferry/pkg/cmd/epilog"
 	"github.com/ferry-hpc/ferry/pkg/cmd/factory"
 	"github.com/ferry-hpc/ferry/pkg/cmd/get"
 	"github.com/ferry-hpc/ferry/pkg/cmd/initcmd"
@@ -23,15 +21,16 @@ import (
 	"github.com/ferry-hpc/ferry/pkg/cmd/ls"
 	"github.com/ferry-hpc/ferry/pkg/cmd/rm"
 	"github.com/ferry-hpc/ferry/pkg/cmd/sandbox"
-	"github.com/ferry-hpc/ferry/pkg/cmd/slurmhook"
 	"github.com/ferry-hpc/ferry/pkg/cmd/status"
 	"github.com/ferry-hpc/ferry/pkg/cmd/submit"
 	"github.com/ferry-hpc/ferry/pkg/cmd/sweep"
-	"github.com/ferry-hpc/ferry/pkg/cmd/tracker"
 	"github.com/ferry-hpc/ferry/pkg/cmd/version"
 )
 
-// NewCmdRoot builds the `ferry` command with every subcommand.
+// NewCmdRoot builds the `ferry` command: what users run, and the hidden
+// `sandbox run` that their jobs run. The cluster's daemons are in ferryd
+// (package rootd), so this binary carries no Docker, Redis or Prometheus
+// client and starts in a few milliseconds.
 func NewCmdRoot(f *factory.Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ferry",
@@ -56,7 +55,7 @@ A job ID is ferry's id, any unique prefix of it, or the Slurm job id.`,
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &factory.UsageError{Err: err}
 	})
-	cmd.AddGroup(&cobra.Group{ID: "jobs", Title: "Jobs:"}, &cobra.Group{ID: "admin", Title: "Cluster (admins):"})
+	cmd.AddGroup(&cobra.Group{ID: "jobs", Title: "Jobs:"})
 	for _, c := range []*cobra.Command{
 		initcmd.NewCmdInit(f, nil),
 		submit.NewCmdSubmit(f, nil),
@@ -72,27 +71,28 @@ A job ID is ferry's id, any unique prefix of it, or the Slurm job id.`,
 		c.GroupID = "jobs"
 		cmd.AddCommand(c)
 	}
-	a := agent.NewCmdAgent(f)
-	a.GroupID = "admin"
-	cmd.AddCommand(a, configcmd.NewCmdConfig(f, nil), version.NewCmdVersion(f), sandbox.NewCmdSandbox(f), epilog.NewCmdEpilog(f))
-	tk := tracker.NewCmdTracker(f, nil)
-	tk.GroupID = "admin"
-	cmd.AddCommand(tk, slurmhook.NewCmdSlurmHook(f, nil))
+	cmd.AddCommand(configcmd.NewCmdConfig(f, nil), version.NewCmdVersion(f), sandbox.NewCmdSandbox(f))
 	return cmd
 }
 
 // Main runs ferry with the process's arguments and returns the exit code.
-func Main(version string) int {
+func Main(version string) int { return Run(version, NewCmdRoot) }
+
+// Run executes the command tree newRoot builds, with a context that SIGTERM
+// and SIGINT cancel, prints the error in one line and maps it to the exit
+// code. ferry and ferryd both run through it.
+func Run(version string, newRoot func(*factory.Factory) *cobra.Command) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	f := factory.New(version)
-	cmd := NewCmdRoot(f)
+	cmd := newRoot(f)
 	err := cmd.ExecuteContext(ctx)
 	if err != nil && !factory.Silent(err) {
-		fmt.Fprintln(f.IO.ErrOut, "ferry: "+oneLine(err))
+		name := cmd.Name()
+		fmt.Fprintln(f.IO.ErrOut, name+": "+oneLine(err))
 		var ue *factory.UsageError
 		if errors.As(err, &ue) && strings.Contains(err.Error(), "flag") {
-			fmt.Fprintln(f.IO.ErrOut, "Run 'ferry --help' or 'ferry COMMAND --help' for usage.")
+			fmt.Fprintf(f.IO.ErrOut, "Run '%s --help' or '%s COMMAND --help' for usage.\n", name, name)
 		}
 	}
 	return factory.ExitCode(err)

@@ -1,4 +1,8 @@
-package sandbox
+// Package docker is the sandbox Engine backed by the Docker Engine API
+// (github.com/docker/docker/client, API version negotiated; never the docker
+// CLI). Only the agent and the epilog's fallback import it, so the user's
+// ferry binary carries no Docker client at all.
+package docker
 
 import (
 	"context"
@@ -14,42 +18,44 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
 	"github.com/docker/docker/pkg/stdcopy"
+
+	"github.com/ferry-hpc/ferry/pkg/sandbox"
 )
 
-// Docker is the Engine backed by the Docker Engine API (never the docker
-// CLI). The API version is negotiated, so old and new daemons both work.
-type Docker struct {
+// Engine implements sandbox.Engine. The API version is negotiated, so old
+// and new daemons both work.
+type Engine struct {
 	cli *client.Client
 
 	mu     sync.Mutex
 	copies map[string]chan struct{} // container id → closed when output is drained
 }
 
-// NewDocker connects to the daemon named by DOCKER_HOST, or the default socket.
-func NewDocker() (*Docker, error) {
+// New connects to the daemon named by DOCKER_HOST, or the default socket.
+func New() (*Engine, error) {
 	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
 		return nil, fmt.Errorf("docker client: %w", err)
 	}
-	return &Docker{cli: cli, copies: map[string]chan struct{}{}}, nil
+	return &Engine{cli: cli, copies: map[string]chan struct{}{}}, nil
 }
 
 // Ping checks the daemon answers.
-func (d *Docker) Ping(ctx context.Context) error {
+func (d *Engine) Ping(ctx context.Context) error {
 	_, err := d.cli.Ping(ctx)
 	return err
 }
 
 // Close releases the client.
-func (d *Docker) Close() error { return d.cli.Close() }
+func (d *Engine) Close() error { return d.cli.Close() }
 
-func (d *Docker) Start(ctx context.Context, spec ContainerSpec, out io.Writer) (Container, error) {
+func (d *Engine) Start(ctx context.Context, spec sandbox.ContainerSpec, out io.Writer) (sandbox.Container, error) {
 	img, err := d.cli.ImageInspect(ctx, spec.Image)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
-			return Container{}, fmt.Errorf("image %s is not on this worker: ask an admin to build it", spec.Image)
+			return sandbox.Container{}, fmt.Errorf("image %s is not on this worker: ask an admin to build it", spec.Image)
 		}
-		return Container{}, fmt.Errorf("inspect image %s: %w", spec.Image, err)
+		return sandbox.Container{}, fmt.Errorf("inspect image %s: %w", spec.Image, err)
 	}
 	init := true
 	cfg := &container.Config{
@@ -99,13 +105,13 @@ func (d *Docker) Start(ctx context.Context, spec ContainerSpec, out io.Writer) (
 	}
 	created, err := d.cli.ContainerCreate(ctx, cfg, host, nil, nil, spec.Name)
 	if err != nil {
-		return Container{}, fmt.Errorf("create container: %w", err)
+		return sandbox.Container{}, fmt.Errorf("create container: %w", err)
 	}
-	c := Container{ID: created.ID, ImageDigest: img.ID}
+	c := sandbox.Container{ID: created.ID, ImageDigest: img.ID}
 	att, err := d.cli.ContainerAttach(ctx, created.ID, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
 	if err != nil {
 		d.removeQuietly(created.ID)
-		return Container{}, fmt.Errorf("attach container: %w", err)
+		return sandbox.Container{}, fmt.Errorf("attach container: %w", err)
 	}
 	done := make(chan struct{})
 	d.mu.Lock()
@@ -119,28 +125,28 @@ func (d *Docker) Start(ctx context.Context, spec ContainerSpec, out io.Writer) (
 	if err := d.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
 		att.Close()
 		d.removeQuietly(created.ID)
-		return Container{}, fmt.Errorf("start container: %w", err)
+		return sandbox.Container{}, fmt.Errorf("start container: %w", err)
 	}
 	return c, nil
 }
 
-func (d *Docker) removeQuietly(id string) {
+func (d *Engine) removeQuietly(id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	_ = d.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true})
 }
 
-func (d *Docker) Wait(ctx context.Context, c Container) (Exit, error) {
+func (d *Engine) Wait(ctx context.Context, c sandbox.Container) (sandbox.Exit, error) {
 	waitC, errC := d.cli.ContainerWait(ctx, c.ID, container.WaitConditionNotRunning)
 	var code int64
 	select {
 	case w := <-waitC:
 		if w.Error != nil && w.Error.Message != "" {
-			return Exit{}, fmt.Errorf("wait for container: %s", w.Error.Message)
+			return sandbox.Exit{}, fmt.Errorf("wait for container: %s", w.Error.Message)
 		}
 		code = w.StatusCode
 	case err := <-errC:
-		return Exit{}, fmt.Errorf("wait for container: %w", err)
+		return sandbox.Exit{}, fmt.Errorf("wait for container: %w", err)
 	}
 	d.mu.Lock()
 	done := d.copies[c.ID]
@@ -152,7 +158,7 @@ func (d *Docker) Wait(ctx context.Context, c Container) (Exit, error) {
 		case <-time.After(10 * time.Second):
 		}
 	}
-	exit := Exit{Code: int(code), ImageDigest: c.ImageDigest}
+	exit := sandbox.Exit{Code: int(code), ImageDigest: c.ImageDigest}
 	info, err := d.cli.ContainerInspect(ctx, c.ID)
 	if err != nil {
 		return exit, nil
@@ -165,7 +171,7 @@ func (d *Docker) Wait(ctx context.Context, c Container) (Exit, error) {
 	return exit, nil
 }
 
-func (d *Docker) Remove(ctx context.Context, id string, grace time.Duration) error {
+func (d *Engine) Remove(ctx context.Context, id string, grace time.Duration) error {
 	secs := int(grace.Round(time.Second) / time.Second)
 	if err := d.cli.ContainerStop(ctx, id, container.StopOptions{Timeout: &secs}); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsNotModified(err) {
 		// stop failed: force removal below still kills it
@@ -182,7 +188,7 @@ func isRemovalInProgress(err error) bool {
 	return errdefs.IsConflict(err)
 }
 
-func (d *Docker) List(ctx context.Context, labels map[string]string) ([]ContainerInfo, error) {
+func (d *Engine) List(ctx context.Context, labels map[string]string) ([]sandbox.ContainerInfo, error) {
 	args := filters.NewArgs()
 	for k, v := range labels {
 		if v == "" {
@@ -195,11 +201,11 @@ func (d *Docker) List(ctx context.Context, labels map[string]string) ([]Containe
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}
-	out := make([]ContainerInfo, 0, len(list))
+	out := make([]sandbox.ContainerInfo, 0, len(list))
 	for _, c := range list {
-		out = append(out, ContainerInfo{ID: c.ID, Labels: c.Labels, Running: c.State == "running"})
+		out = append(out, sandbox.ContainerInfo{ID: c.ID, Labels: c.Labels, Running: c.State == "running"})
 	}
 	return out, nil
 }
 
-var _ Engine = (*Docker)(nil)
+var _ sandbox.Engine = (*Engine)(nil)
