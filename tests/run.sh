@@ -62,9 +62,20 @@ set -e
 
 log "go test -count=1 -v ${args[*]}  (log: $TEST_LOG)"
 set +e
-go test -count=1 -v "${args[@]}" 2>&1 | tee -a "$TEST_LOG"
+# -p 1: one package at a time, so the BENCH figures are not skewed by
+# other packages' tests running beside them on the 2 cores.
+go test -count=1 -p 1 -v "${args[@]}" 2>&1 | tee -a "$TEST_LOG"
 rc=${PIPESTATUS[0]}
 set -e
+if ((have_pkg == 0)); then
+	# The packing benchmark (1 GiB of mixed files vs tar czf), alone.
+	log "BENCH pack: FERRY_BENCH=1 go test -run TestPackVsTarGz ./pkg/bundle/"
+	set +e
+	FERRY_BENCH=1 FERRY_BENCH_MB=${FERRY_BENCH_MB:-1024} go test -count=1 -v -timeout 30m -run TestPackVsTarGz ./pkg/bundle/ 2>&1 | tee -a "$TEST_LOG"
+	brc=${PIPESTATUS[0]}
+	set -e
+	((brc == 0)) || ((rc != 0)) || rc=$brc
+fi
 ((py_rc == 0)) || ((rc != 0)) || rc=1
 
 if [[ ${CI:-} == true ]]; then

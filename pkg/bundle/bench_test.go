@@ -79,7 +79,7 @@ func TestPackVsTarGz(t *testing.T) {
 
 	for _, level := range levels {
 		r := packs[level]
-		fmt.Printf("%s of mixed files: pack (%s): %.0f MB/s, tar czf: %.0f MB/s, ratio: %.1f; compressed: %s vs %s\n",
+		fmt.Printf("BENCH pack: %s of mixed files: pack (%s): %.0f MB/s, tar czf: %.0f MB/s, ratio: %.1f; compressed: %s vs %s\n",
 			FormatBytes(content), level, r.rate, tarRate, r.rate/tarRate, FormatBytes(r.size), FormatBytes(fi.Size()))
 	}
 }
