@@ -101,12 +101,14 @@ func Pack(ctx context.Context, dir string, w io.Writer, opts Options) (Info, err
 	h := sha256.New()
 	// The tar stream is hashed and compressed on another goroutine, so
 	// reading files, hashing and compressing overlap.
-	var p pipe
+	// Hashing and compressing overlap on two goroutines; small projects get
+	// small chunk buffers, as allocating 8 MiB of them costs more than the
+	// whole pack.
+	size, buffers := chunkSize, chunkBuffers
 	if small {
-		p = newDirectPipe(h, enc)
-	} else {
-		p = newChunkPipe(h, enc)
+		size, buffers = 128<<10, 4
 	}
+	p := newChunkPipe(size, buffers, h, enc)
 	prog := startProgress(opts.Progress, opts.IsTerminal, total)
 
 	err = writeTar(ctx, dir, entries, p, prog)

@@ -27,13 +27,13 @@ type chunk struct {
 	refs atomic.Int32 // sinks still to write it
 }
 
-func newChunkPipe(dsts ...io.Writer) *chunkPipe {
-	p := &chunkPipe{free: make(chan *chunk, chunkBuffers)}
-	for range chunkBuffers {
-		p.free <- &chunk{b: make([]byte, 0, chunkSize)}
+func newChunkPipe(size, buffers int, dsts ...io.Writer) *chunkPipe {
+	p := &chunkPipe{free: make(chan *chunk, buffers)}
+	for range buffers {
+		p.free <- &chunk{b: make([]byte, 0, size)}
 	}
 	for _, dst := range dsts {
-		ch := make(chan *chunk, chunkBuffers)
+		ch := make(chan *chunk, buffers)
 		p.sinks = append(p.sinks, ch)
 		p.wg.Add(1)
 		go p.run(dst, ch)
@@ -120,25 +120,3 @@ func (p *chunkPipe) Close() error {
 	return p.loadErr()
 }
 
-// pipe is where writeTar writes the tar stream.
-type pipe interface {
-	io.Writer
-	Close() error
-}
-
-// directPipe writes the stream to every sink in turn, on the caller's
-// goroutine: for small projects, cheaper than handing chunks around.
-type directPipe struct{ dsts []io.Writer }
-
-func newDirectPipe(dsts ...io.Writer) *directPipe { return &directPipe{dsts: dsts} }
-
-func (d *directPipe) Write(b []byte) (int, error) {
-	for _, w := range d.dsts {
-		if _, err := w.Write(b); err != nil {
-			return 0, err
-		}
-	}
-	return len(b), nil
-}
-
-func (d *directPipe) Close() error { return nil }
