@@ -119,4 +119,3 @@ func (p *chunkPipe) Close() error {
 	p.wg.Wait()
 	return p.loadErr()
 }
-
