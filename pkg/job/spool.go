@@ -55,6 +55,12 @@ func (s Spool) Resolve(ref string) (Dir, error) {
 	if strings.ContainsAny(ref, `/\`) || ref == "." || ref == ".." {
 		return "", fmt.Errorf("invalid job id %q: %w", ref, ErrNotFound)
 	}
+	if id, err := ParseID(ref); err == nil { // a whole id: no need to list the spool
+		d := DirFor(s.Root, id)
+		if fi, err := os.Stat(d.Path()); err == nil && fi.IsDir() {
+			return d, nil
+		}
+	}
 	dirs, err := s.Dirs()
 	if err != nil {
 		return "", err
