@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -127,8 +129,12 @@ func (s *Submitter) SubmitSweep(ctx context.Context, base *job.Spec, sets []map[
 	}
 	base.Bundle = job.Bundle{File: job.BundleFile, Hash: info.Hash, Size: info.Size, Bytes: info.Bytes, Files: info.Files}
 
-	// The task dirs, staged beside their final place and renamed in.
-	for i, set := range sets {
+	// The task dirs, staged beside their final place and renamed in, by a
+	// few workers: this is thousands of small syscalls for a big sweep.
+	sw.Tasks = make([]SweepTask, len(sets))
+	done := make([]bool, len(sets))
+	bundlePath := filepath.Join(stage, job.BundleFile)
+	err = parallel(ctx, len(sets), func(i int) error {
 		spec := *base
 		spec.ID = ids[i+1]
 		spec.Sweep = &job.SweepRef{ID: sw.ID, Index: i}
@@ -136,20 +142,29 @@ func (s *Submitter) SubmitSweep(ctx context.Context, base *job.Spec, sets []map[
 		if spec.Params == nil {
 			spec.Params = map[string]any{}
 		}
-		maps.Copy(spec.Params, set)
+		maps.Copy(spec.Params, sets[i])
 		final := job.DirFor(spool, spec.ID)
 		spec.Dir = final.Path()
 		tmp := filepath.Join(spool, ".tmp-"+string(spec.ID))
-		if err := writeTaskDir(tmp, &spec, filepath.Join(stage, job.BundleFile)); err != nil {
+		if err := writeTaskDir(tmp, &spec, bundlePath); err != nil {
 			_ = os.RemoveAll(tmp)
-			return nil, err
+			return err
 		}
 		if err := os.Rename(tmp, final.Path()); err != nil {
 			_ = os.RemoveAll(tmp)
-			return nil, fmt.Errorf("commit task %d: %w", i, err)
+			return fmt.Errorf("commit task %d: %w", i, err)
 		}
-		made = append(made, final.Path())
-		sw.Tasks = append(sw.Tasks, SweepTask{Index: i, ID: spec.ID, Dir: final.Path(), Params: spec.Params})
+		done[i] = true
+		sw.Tasks[i] = SweepTask{Index: i, ID: spec.ID, Dir: final.Path(), Params: spec.Params}
+		return nil
+	})
+	for i := range done {
+		if done[i] {
+			made = append(made, sw.Tasks[i].Dir)
+		}
+	}
+	if err != nil {
+		return nil, err
 	}
 	arrays := sweep.Split(len(sets), maxArray)
 	for _, a := range arrays {
@@ -188,20 +203,43 @@ func (s *Submitter) SubmitSweep(ctx context.Context, base *job.Spec, sets []map[
 		sw.Arrays = append(sw.Arrays, ArrayJob{SlurmID: id, First: a.First, Last: a.Last})
 	}
 	ok = true
-	var errs []error
+	slurmIDs := make([]string, len(sw.Tasks))
 	for _, aj := range sw.Arrays {
 		for i := aj.First; i <= aj.Last; i++ {
-			sid := aj.SlurmID + "_" + strconv.Itoa(i-aj.First)
-			if err := os.WriteFile(job.Dir(sw.Tasks[i].Dir).SlurmID(), []byte(sid+"\n"), 0o600); err != nil {
-				errs = append(errs, err)
-			}
+			slurmIDs[i] = aj.SlurmID + "_" + strconv.Itoa(i-aj.First)
 		}
 	}
+	errs := []error{parallel(ctx, len(sw.Tasks), func(i int) error {
+		return os.WriteFile(job.Dir(sw.Tasks[i].Dir).SlurmID(), []byte(slurmIDs[i]+"\n"), 0o600)
+	})}
 	errs = append(errs, atomicfile.WriteJSON(filepath.Join(sw.Dir, SweepFile), sw, 0o600), syncfs(spool))
 	if err := errors.Join(errs...); err != nil {
 		return sw, fmt.Errorf("sweep %s was submitted, but recording its Slurm ids failed: %w", sw.ID.Short(), err)
 	}
 	return sw, nil
+}
+
+// parallel calls fn for 0..n-1 on a few goroutines (the work is small
+// syscalls, thousands of them for a big sweep) and joins the errors.
+func parallel(ctx context.Context, n int, fn func(i int) error) error {
+	errs := make([]error, n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(4, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				errs[i] = fn(i)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(append(errs, ctx.Err())...)
 }
 
 func scriptName(a sweep.Array) string { return fmt.Sprintf("array-%d.sbatch", a.First) }
