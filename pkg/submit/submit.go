@@ -270,17 +270,34 @@ func (s *Submitter) SubmitSpec(ctx context.Context, spec *job.Spec) (*Submitted,
 // bundle in spec.json, renames the bundle into place last (its presence
 // means the job dir is complete), and makes it all durable.
 func (s *Submitter) packInto(ctx context.Context, spec *job.Spec, d job.Dir, spool string) error {
+	// The small files are already in place: make them durable while packing.
+	early := make(chan error, 1)
+	go func() { early <- atomicfile.SyncAll(d.Params(), d.Script(), d.Outputs()) }()
 	tmp := filepath.Join(d.Path(), ".bundle.tmp")
 	info, err := s.pack(ctx, spec.Source, tmp)
+	if eerr := <-early; err == nil {
+		err = eerr
+	}
 	if err != nil {
 		_ = os.Remove(tmp)
 		return err
 	}
 	spec.Bundle = job.Bundle{File: job.BundleFile, Hash: info.Hash, Size: info.Size, Bytes: info.Bytes, Files: info.Files}
-	if err := atomicfile.WriteJSON(d.Spec(), spec, 0o600); err != nil {
+	data, err := json.MarshalIndent(spec, "", "  ")
+	if err != nil {
 		return err
 	}
-	if err := atomicfile.SyncAll(tmp, d.Params(), d.Script(), d.Outputs()); err != nil {
+	specTmp := filepath.Join(d.Path(), ".spec.json.tmp")
+	if err := os.WriteFile(specTmp, append(data, '\n'), 0o600); err != nil {
+		return err
+	}
+	// Two rounds of fsync: the new spec and the bundle, then (after the
+	// renames) the dir and the spool. The bundle is renamed in last: its
+	// presence tells a waiting job that the dir is complete.
+	if err := atomicfile.SyncAll(specTmp, tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(specTmp, d.Spec()); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, d.Bundle()); err != nil {
