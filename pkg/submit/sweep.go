@@ -225,7 +225,7 @@ func parallel(ctx context.Context, n int, fn func(i int) error) error {
 	errs := make([]error, n)
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range min(4, n) {
+	for range min(2, n) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -252,11 +252,11 @@ func writeTaskDir(dir string, spec *job.Spec, bundlePath string) error {
 	if err := os.Link(bundlePath, d.Bundle()); err != nil {
 		return fmt.Errorf("link bundle: %w", err)
 	}
-	params, err := json.MarshalIndent(spec.Params, "", "  ")
+	params, err := json.Marshal(spec.Params)
 	if err != nil {
 		return bad("params: %v", err)
 	}
-	specJSON, err := json.MarshalIndent(spec, "", "  ")
+	specJSON, err := json.Marshal(spec)
 	if err != nil {
 		return err
 	}
