@@ -7,15 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/ferry-hpc/ferry/pkg/job"
+	"github.com/ferry-hpc/ferry/pkg/localsock"
 	"github.com/ferry-hpc/ferry/pkg/slurm"
 )
 
@@ -93,25 +92,7 @@ func SendHook(ctx context.Context, socket string, ev HookEvent) error {
 
 // ListenHook opens the hook socket at path, replacing a stale one. Anyone
 // may connect; ServeHook accepts events only from the uids it is given.
-func ListenHook(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, err
-	}
-	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-		c.Close()
-		return nil, fmt.Errorf("another tracker is already listening on %s", path)
-	}
-	_ = os.Remove(path)
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.Chmod(path, 0o666); err != nil {
-		ln.Close()
-		return nil, err
-	}
-	return ln, nil
-}
+func ListenHook(path string) (net.Listener, error) { return localsock.Listen(path, "tracker") }
 
 // ServeHook reads one event per connection from ln until ctx is done and
 // queues it for the tracker's loop. Only peers whose uid (from the kernel,
@@ -180,25 +161,11 @@ func (l *limitedConn) Read(p []byte) (int, error) {
 }
 
 func peerUID(c net.Conn) (int, error) {
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		return -1, errors.New("not a unix socket")
-	}
-	raw, err := uc.SyscallConn()
+	cred, err := localsock.PeerCred(c)
 	if err != nil {
 		return -1, err
 	}
-	var cred *syscall.Ucred
-	var credErr error
-	if err := raw.Control(func(fd uintptr) {
-		cred, credErr = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
-	}); err != nil {
-		return -1, err
-	}
-	if credErr != nil {
-		return -1, credErr
-	}
-	return int(cred.Uid), nil
+	return cred.UID, nil
 }
 
 // HandleHook applies one jobcomp event at once: it reads the job dir's

@@ -32,10 +32,7 @@ import (
 // (package rootd), so this binary carries no Docker, Redis or Prometheus
 // client and starts in a few milliseconds.
 func NewCmdRoot(f *factory.Factory) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "ferry",
-		Short: "Run your code on the cluster's Slurm workers, alone, in a sandbox",
-		Long: `ferry runs a project dir (or, from Python, a function call) as a Slurm job
+	cmd := Base(f, "ferry", "Run your code on the cluster's Slurm workers, alone, in a sandbox", `ferry runs a project dir (or, from Python, a function call) as a Slurm job
 on an exclusive worker, in a single-use sandbox container, and brings the
 results back.
 
@@ -45,16 +42,7 @@ Start with:
   ferry ls                         # your jobs
   ferry get ID                     # its outputs, log and result
 
-A job ID is ferry's id, any unique prefix of it, or the Slurm job id.`,
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		Version:       f.Version,
-	}
-	cmd.SetOut(f.IO.Out)
-	cmd.SetErr(f.IO.ErrOut)
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return &factory.UsageError{Err: err}
-	})
+A job ID is ferry's id, any unique prefix of it, or the Slurm job id.`)
 	cmd.AddGroup(&cobra.Group{ID: "jobs", Title: "Jobs:"})
 	for _, c := range []*cobra.Command{
 		initcmd.NewCmdInit(f, nil),
@@ -72,6 +60,25 @@ A job ID is ferry's id, any unique prefix of it, or the Slurm job id.`,
 		cmd.AddCommand(c)
 	}
 	cmd.AddCommand(configcmd.NewCmdConfig(f, nil), version.NewCmdVersion(f), sandbox.NewCmdSandbox(f))
+	return cmd
+}
+
+// Base is the top of a command tree: silent about usage and errors (Run
+// prints them, once, in one line) and mapping flag errors to exit code 2.
+func Base(f *factory.Factory, use, short, long string) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:           use,
+		Short:         short,
+		Long:          long,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       f.Version,
+	}
+	cmd.SetOut(f.IO.Out)
+	cmd.SetErr(f.IO.ErrOut)
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &factory.UsageError{Err: err}
+	})
 	return cmd
 }
 

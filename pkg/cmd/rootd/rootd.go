@@ -11,6 +11,7 @@ import (
 	"github.com/ferry-hpc/ferry/pkg/cmd/configcmd"
 	"github.com/ferry-hpc/ferry/pkg/cmd/epilog"
 	"github.com/ferry-hpc/ferry/pkg/cmd/factory"
+	"github.com/ferry-hpc/ferry/pkg/cmd/root"
 	"github.com/ferry-hpc/ferry/pkg/cmd/slurmhook"
 	"github.com/ferry-hpc/ferry/pkg/cmd/tracker"
 	"github.com/ferry-hpc/ferry/pkg/cmd/version"
@@ -18,10 +19,7 @@ import (
 
 // NewCmdRoot builds the `ferryd` command.
 func NewCmdRoot(f *factory.Factory) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "ferryd",
-		Short: "ferry's cluster daemons: the worker agent, the tracker, the Slurm hooks",
-		Long: `ferryd runs ferry's services on the cluster (admins only):
+	cmd := root.Base(f, "ferryd", "ferry's cluster daemons: the worker agent, the tracker, the Slurm hooks", `ferryd runs ferry's services on the cluster (admins only):
 
   ferryd agent     on every worker, as root: the only process that holds the
                    Docker socket; starts each job's sandbox container
@@ -29,16 +27,7 @@ func NewCmdRoot(f *factory.Factory) *cobra.Command {
   ferryd epilog    Slurm's Epilog on every worker: removes a job's containers
   ferryd slurm-hook  Slurm's jobcomp/script hook: tells the tracker a job ended
 
-Users run 'ferry'.`,
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		Version:       f.Version,
-	}
-	cmd.SetOut(f.IO.Out)
-	cmd.SetErr(f.IO.ErrOut)
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return &factory.UsageError{Err: err}
-	})
+Users run 'ferry'.`)
 	cmd.AddCommand(
 		agent.NewCmdAgent(f),
 		tracker.NewCmdTracker(f, nil),
