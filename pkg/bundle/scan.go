@@ -28,6 +28,9 @@ type entry struct {
 	size  int64       // regular files only
 	mtime time.Time
 	link  string // symlink target
+	// change is what else identifies this version of the file: on Unix its
+	// inode and ctime, which change with any write and cannot be set back.
+	change [2]int64
 }
 
 // SkipFunc is told about each path Pack leaves out although .ferryignore
@@ -92,7 +95,7 @@ func (w *walker) walk(ctx context.Context, rel string, parts []string, dirExclud
 		}
 		mode := fi.Mode()
 		excluded := w.ign.excluded(childParts, mode.IsDir(), dirExcluded)
-		e := entry{rel: childRel, mode: mode, mtime: fi.ModTime()}
+		e := entry{rel: childRel, mode: mode, mtime: fi.ModTime(), change: changeStamp(fi)}
 		switch {
 		case mode.IsDir():
 			if excluded && !w.ign.mayReinclude(childParts) {

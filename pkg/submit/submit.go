@@ -174,8 +174,13 @@ func (s *Submitter) SubmitSpec(ctx context.Context, spec *job.Spec) (*Submitted,
 	}
 	spec.Submitted = now().UTC()
 	spec.ID = job.NewID(spec.Submitted)
-	// The size cap is checked before anything reaches Slurm.
-	if err := s.checkCap(ctx, spec.Source); err != nil {
+	// One stat pass: the size cap is checked before anything reaches
+	// Slurm, and the fingerprint finds an unchanged project's bundle.
+	key, files, total, err := bundle.Fingerprint(ctx, spec.Source, "default")
+	if err != nil {
+		return nil, fmt.Errorf("pack %s: %w", spec.Source, err)
+	}
+	if err := tooBig(files, total, int64(s.Config.MaxBundle)); err != nil {
 		return nil, err
 	}
 	spool := s.Config.SpoolRoot
@@ -238,7 +243,7 @@ func (s *Submitter) SubmitSpec(ctx context.Context, spec *job.Spec) (*Submitted,
 	packCtx, stopPack := context.WithCancel(ctx)
 	defer stopPack()
 	packed := make(chan error, 1)
-	go func() { packed <- s.packInto(packCtx, spec, final, spool) }()
+	go func() { packed <- s.packInto(packCtx, spec, final, spool, key) }()
 
 	slurmID, err := s.Slurm.Submit(ctx, final.Script())
 	if err != nil {
@@ -269,12 +274,17 @@ func (s *Submitter) SubmitSpec(ctx context.Context, spec *job.Spec) (*Submitted,
 // packInto packs the project beside the committed job dir, records the
 // bundle in spec.json, renames the bundle into place last (its presence
 // means the job dir is complete), and makes it all durable.
-func (s *Submitter) packInto(ctx context.Context, spec *job.Spec, d job.Dir, spool string) error {
+func (s *Submitter) packInto(ctx context.Context, spec *job.Spec, d job.Dir, spool, key string) error {
 	// The small files are already in place: make them durable while packing.
 	early := make(chan error, 1)
 	go func() { early <- atomicfile.SyncAll(d.Params(), d.Script(), d.Outputs()) }()
 	tmp := filepath.Join(d.Path(), ".bundle.tmp")
-	info, err := s.pack(ctx, spec.Source, tmp)
+	cache := newBundleCache(spool)
+	info, hit := cache.get(key, tmp)
+	var err error
+	if !hit {
+		info, err = s.pack(ctx, spec.Source, tmp)
+	}
 	if eerr := <-early; err == nil {
 		err = eerr
 	}
@@ -303,21 +313,11 @@ func (s *Submitter) packInto(ctx context.Context, spec *job.Spec, d job.Dir, spo
 	if err := os.Rename(tmp, d.Bundle()); err != nil {
 		return err
 	}
-	return atomicfile.SyncAll(d.Path(), spool)
-}
-
-// checkCap refuses a project over the bundle cap, naming its biggest files.
-func (s *Submitter) checkCap(ctx context.Context, dir string) error {
-	max := int64(s.Config.MaxBundle)
-	if max <= 0 {
-		return nil
+	if err := atomicfile.SyncAll(d.Path(), spool); err != nil {
+		return err
 	}
-	files, total, err := bundle.Scan(ctx, dir)
-	if err != nil {
-		return fmt.Errorf("pack %s: %w", dir, err)
-	}
-	if total > max {
-		return &BadInput{Err: &bundle.TooBigError{Total: total, Max: max, Biggest: files[:min(3, len(files))]}}
+	if !hit {
+		cache.put(key, d.Bundle(), info)
 	}
 	return nil
 }

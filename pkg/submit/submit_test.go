@@ -7,12 +7,14 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ferry-hpc/ferry/pkg/bundle"
 	"github.com/ferry-hpc/ferry/pkg/config"
 	"github.com/ferry-hpc/ferry/pkg/job"
 	"github.com/ferry-hpc/ferry/pkg/submit"
@@ -405,6 +407,9 @@ func spoolEntries(t *testing.T, spool string) []string {
 	require.NoError(t, err)
 	var names []string
 	for _, e := range ents {
+		if e.Name() == ".cache" {
+			continue // the bundle cache: see TestSubmitReusesBundle
+		}
 		names = append(names, e.Name())
 	}
 	return names
@@ -559,4 +564,40 @@ func TestSubmit(t *testing.T) {
 	require.ErrorAs(t, err, &bi)
 	assert.Equal(t, 1, sb.calls)
 	assert.Equal(t, []string{string(got.Spec.ID)}, spoolEntries(t, cfg.SpoolRoot))
+}
+
+// Submitting an unchanged project again links the bundle packed the first
+// time; any change to the project packs anew.
+func TestSubmitReusesBundle(t *testing.T) {
+	sb := &fakeSbatch{id: "42"}
+	s, spec := submitter(t, sb, nil)
+	inode := func(d job.Dir) uint64 {
+		fi, err := os.Stat(d.Bundle())
+		require.NoError(t, err)
+		return fi.Sys().(*syscall.Stat_t).Ino
+	}
+	first, err := s.SubmitSpec(context.Background(), spec)
+	require.NoError(t, err)
+	again := *spec
+	second, err := s.SubmitSpec(context.Background(), &again)
+	require.NoError(t, err)
+	assert.Equal(t, inode(first.Dir), inode(second.Dir), "the same bundle, linked")
+	assert.Equal(t, first.Spec.Bundle, second.Spec.Bundle)
+
+	require.NoError(t, os.WriteFile(filepath.Join(spec.Source, "main.py"), []byte("print('changed')\n"), 0o644))
+	changed := *spec
+	third, err := s.SubmitSpec(context.Background(), &changed)
+	require.NoError(t, err)
+	assert.NotEqual(t, inode(first.Dir), inode(third.Dir))
+	assert.NotEqual(t, first.Spec.Bundle.Hash, third.Spec.Bundle.Hash)
+
+	// the job's bundle unpacks to the changed project
+	f, err := os.Open(third.Dir.Bundle())
+	require.NoError(t, err)
+	defer f.Close()
+	out := t.TempDir()
+	require.NoError(t, bundle.Unpack(context.Background(), f, out, bundle.UnpackOptions{WantHash: third.Spec.Bundle.Hash}))
+	data, err := os.ReadFile(filepath.Join(out, "main.py"))
+	require.NoError(t, err)
+	assert.Equal(t, "print('changed')\n", string(data))
 }
