@@ -1,6 +1,7 @@
 package job
 
 import (
+	"strings"
 	"time"
 )
 
@@ -83,7 +84,8 @@ func ObserveWithDesire(spec *Spec, slurmID string, sv SlurmView, slurmErr error,
 				st.Reason = "cancelled before it started"
 			}
 		case Succeeded, Failed:
-			st.Reason = sv.Reason + " (no result.json was written: see slurm.out)"
+			// Say "see slurm.out" once, whatever Slurm's reason already says.
+			st.Reason = strings.TrimSuffix(sv.Reason, ": see slurm.out") + " (no result.json was written: see slurm.out)"
 		}
 	case sv.Known:
 		st.State, st.Reason = sv.State, sv.Reason

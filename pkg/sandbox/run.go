@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -24,7 +23,6 @@ type RunOptions struct {
 	Launcher    Launcher
 	// Unpack extracts the bundle into dest, refusing entries that escape it.
 	Unpack func(ctx context.Context, r io.Reader, dest string) error
-	Log    *slog.Logger
 	Now    func() time.Time
 }
 

@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -85,7 +84,6 @@ func run(ctx context.Context, o *Options) error {
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(o.F.IO.ErrOut, nil))
 	launcher := &sb.AgentClient{Socket: cfg.AgentSocketFor(node), StopGrace: cfg.StopGrace.Duration()}
 	res, err := sb.Run(ctx, sb.RunOptions{
 		JobDir:      job.Dir(dir),
@@ -96,7 +94,6 @@ func run(ctx context.Context, o *Options) error {
 		Unpack: func(ctx context.Context, r io.Reader, dest string) error {
 			return bundle.Unpack(ctx, r, dest, bundle.UnpackOptions{})
 		},
-		Log: log,
 	})
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ferry-hpc/ferry/pkg/bundle"
 	"github.com/ferry-hpc/ferry/pkg/cmd/factory"
 	"github.com/ferry-hpc/ferry/pkg/cmd/output"
 	"github.com/ferry-hpc/ferry/pkg/job"
@@ -92,7 +93,7 @@ func runSubmit(ctx context.Context, o *Options) error {
 		}
 		fmt.Fprintln(f.IO.Out, res.Spec.ID)
 		fmt.Fprintf(f.IO.ErrOut, "submitted job %s (Slurm job %s, %s, %d files): follow it with 'ferry logs -f %s'\n",
-			res.Spec.ID.Short(), res.SlurmID, humanBytes(res.Spec.Bundle.Size), res.Spec.Bundle.Files, res.Spec.ID.Short())
+			res.Spec.ID.Short(), res.SlurmID, bundle.FormatBytes(res.Spec.Bundle.Size), res.Spec.Bundle.Files, res.Spec.ID.Short())
 		return nil
 	}
 	fmt.Fprintf(f.IO.ErrOut, "submitted job %s (Slurm job %s); waiting for it to end\n", res.Spec.ID.Short(), res.SlurmID)
@@ -139,17 +140,4 @@ type submittedOut struct {
 
 func submittedJSON(r *submit.Submitted, st *job.Status) submittedOut {
 	return submittedOut{ID: r.Spec.ID, SlurmID: r.SlurmID, Dir: r.Dir.Path(), Project: r.Spec.Project, Bundle: r.Spec.Bundle, Status: st}
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
