@@ -96,29 +96,32 @@ class WaitTest(FakeCLITest):
         os.makedirs(os.path.join(d, "outputs"))
         return ferry.FunctionJob("01pending", dir=d, function="f"), d
 
-    def test_result_file_seen_within_tens_of_ms(self):
+    def test_result_file_ends_the_wait(self):
+        # ferry status keeps saying "running": only the result file in the
+        # job dir can end this wait. (How fast it is seen is measured by the
+        # ferry.run benchmark, not asserted here.)
         job, d = self._pending_job()
+        self.canned({"id": job.id, "state": "running"})
         import cloudpickle
-        appeared = {}
 
         def finish():
             time.sleep(0.3)
             P.atomic_write(os.path.join(d, "outputs", P.RESULT_VALUE), cloudpickle.dumps(42))
             P.atomic_write(os.path.join(d, "outputs", P.RESULT_META),
                            json.dumps({"format": P.RESULT_FORMAT, "ok": True, "value_file": P.RESULT_VALUE}).encode())
-            appeared["t"] = time.monotonic()
-        threading.Thread(target=finish).start()
-        job.wait(timeout=5, progress=False)
-        lag = time.monotonic() - appeared["t"]
-        self.assertLess(lag, 0.05)
+        t = threading.Thread(target=finish)
+        t.start()
+        job.wait(timeout=60, progress=False)
+        t.join()
         self.assertEqual(job.result(), 42)
 
     def test_timeout(self):
         job, _ = self._pending_job()
-        t = time.monotonic()
-        with self.assertRaises(TimeoutError):
+        self.canned({"id": job.id, "state": "running"})
+        with self.assertRaises(TimeoutError) as cm:
             job.wait(timeout=0.2, progress=False)
-        self.assertLess(time.monotonic() - t, 1.0)
+        self.assertIn("1 of 1 job(s) still running after 0.2 s", str(cm.exception))
+        self.assertIn(job.id, str(cm.exception))
 
     def test_job_ended_without_files_is_seen_through_status(self):
         # Cancelled while queued: no result.json, ferry status says cancelled.
@@ -126,11 +129,10 @@ class WaitTest(FakeCLITest):
         with open(os.path.join(d, "result.json.fake"), "w"):
             pass
         self.canned({"id": job.id, "state": "cancelled", "reason": "cancelled while queued"})
-        t = time.monotonic()
         with self.assertRaises(ferry.JobFailed) as cm:
-            job.result(timeout=10)
+            job.result(timeout=60)
         self.assertEqual(cm.exception.state, "cancelled")
-        self.assertLess(time.monotonic() - t, 3.0)
+        self.assertEqual(cm.exception.reason, "cancelled while queued")
 
     def test_progress_line_on_tty(self):
         from ferry._display import Progress
