@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -43,6 +44,11 @@ type Request struct {
 type Sbatcher interface {
 	Submit(ctx context.Context, script string, args ...string) (string, error)
 }
+
+// partitionRE is what a Slurm partition name may hold here: anything else
+// would be refused later, by the script renderer or by sbatch, with a
+// message about internals.
+var partitionRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 
 // Submitter submits jobs for the calling user.
 type Submitter struct {
@@ -130,6 +136,9 @@ func (s *Submitter) BuildSpec(req Request) (*job.Spec, error) {
 	spec.Params = map[string]any{}
 	maps.Copy(spec.Params, jf.Params)
 	maps.Copy(spec.Params, req.Params)
+	if spec.Partition != "" && !partitionRE.MatchString(spec.Partition) {
+		return nil, bad("partition %q is not a Slurm partition name (letters, digits, . _ -); 'sinfo -s' lists them", spec.Partition)
+	}
 	if err := spec.Validate(); err != nil {
 		return nil, &BadInput{Err: oneLine(err)}
 	}

@@ -250,6 +250,18 @@ func TestBuildSpecBadInput(t *testing.T) {
 			wantMsg: []string{`network "host" is not allowed on this cluster (allowed: bridge)`},
 		},
 		{
+			name: "partition with a space",
+			req: func(dir string) submit.Request {
+				return submit.Request{Dir: dir, Command: []string{"x"}, Partition: "a b", GPUs: -1}
+			},
+			wantMsg: []string{`partition "a b" is not a Slurm partition name`, "sinfo -s"},
+		},
+		{
+			name:    "partition with a shell character in job.yaml",
+			jobYAML: "command: echo\npartition: $(id)\n",
+			wantMsg: []string{`partition "$(id)" is not a Slurm partition name`},
+		},
+		{
 			name:    "no command anywhere",
 			req:     func(dir string) submit.Request { return submit.Request{Dir: dir, GPUs: -1} },
 			wantMsg: []string{"no command"},

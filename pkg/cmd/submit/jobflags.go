@@ -61,8 +61,17 @@ func (j *JobFlags) Submitter(f *factory.Factory) (*submit.Submitter, error) {
 	if err != nil {
 		return nil, &factory.UsageError{Err: err}
 	}
-	if j.cmd != nil && !j.cmd.Flags().Changed("gpus") {
-		j.Request.GPUs = -1 // not given: job.yaml decides
+	if j.cmd != nil {
+		fl := j.cmd.Flags()
+		if fl.Changed("cpus") && j.Request.CPUs < 1 {
+			return nil, factory.Usagef("--cpus %d: ask for at least 1 CPU", j.Request.CPUs)
+		}
+		if fl.Changed("gpus") && j.Request.GPUs < 0 {
+			return nil, factory.Usagef("--gpus %d: must not be negative (0 asks for none)", j.Request.GPUs)
+		}
+		if !fl.Changed("gpus") {
+			j.Request.GPUs = -1 // not given: job.yaml decides
+		}
 	}
 	params := map[string]any{}
 	if j.ParamsFile != "" {
