@@ -91,9 +91,7 @@ func run(ctx context.Context, o *Options) error {
 		Node:        node,
 		ScratchRoot: cfg.ScratchDir,
 		Launcher:    launcher,
-		Unpack: func(ctx context.Context, r io.Reader, dest string) error {
-			return bundle.Unpack(ctx, r, dest, bundle.UnpackOptions{})
-		},
+		Unpack:      unpacker(job.Dir(dir), int64(cfg.MaxBundle)),
 	})
 	if err != nil {
 		return err
@@ -124,4 +122,17 @@ func taskDir(sweepDir string, first int) (string, error) {
 		return "", fmt.Errorf("sweep %s has no task %d", sw.ID, i)
 	}
 	return sw.Tasks[i].Dir, nil
+}
+
+// unpacker checks the bundle as it unpacks it: no more than the cluster's
+// bundle cap (maxBytes) lands on the node's scratch disk, and a bundle
+// that does not hash to what submit recorded in spec.json is refused.
+func unpacker(d job.Dir, maxBytes int64) func(context.Context, io.Reader, string) error {
+	return func(ctx context.Context, r io.Reader, dest string) error {
+		spec, err := job.ReadSpec(d)
+		if err != nil {
+			return err
+		}
+		return bundle.Unpack(ctx, r, dest, bundle.UnpackOptions{MaxBytes: maxBytes, WantHash: spec.Bundle.Hash})
+	}
 }
