@@ -71,6 +71,7 @@ type tuser struct {
 	Name     string
 	UID, GID int
 	Home     string
+	Groups   []uint32 // supplementary groups, as a login gives them
 }
 
 func lookup(t testing.TB, name string) tuser {
@@ -79,10 +80,19 @@ func lookup(t testing.TB, name string) tuser {
 	require.NoError(t, err, "test user %s missing: run tests/users.sh", name)
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
-	return tuser{Name: name, UID: uid, GID: gid, Home: u.HomeDir}
+	gids, err := u.GroupIds()
+	require.NoError(t, err, "groups of %s", name)
+	groups := make([]uint32, 0, len(gids))
+	for _, g := range gids {
+		n, err := strconv.ParseUint(g, 10, 32)
+		require.NoError(t, err, "group id %q of %s", g, name)
+		groups = append(groups, uint32(n))
+	}
+	return tuser{Name: name, UID: uid, GID: gid, Home: u.HomeDir, Groups: groups}
 }
 
-// cmdAs builds a command that runs as u, with a clean login-like env.
+// cmdAs builds a command that runs as u, with a clean login-like env and
+// the user's supplementary groups (as a login would give them).
 func cmdAs(ctx context.Context, u tuser, dir string, env []string, name string, args ...string) *exec.Cmd {
 	c := exec.CommandContext(ctx, name, args...)
 	c.Dir = dir
@@ -90,7 +100,7 @@ func cmdAs(ctx context.Context, u tuser, dir string, env []string, name string, 
 		"HOME=" + u.Home, "USER=" + u.Name, "LOGNAME=" + u.Name,
 		"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8",
 	}, env...)
-	c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(u.UID), Gid: uint32(u.GID), Groups: []uint32{}}}
+	c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(u.UID), Gid: uint32(u.GID), Groups: u.Groups}}
 	return c
 }
 
