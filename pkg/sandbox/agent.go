@@ -34,6 +34,12 @@ type Agent struct {
 	Ping      func(context.Context) error // Docker health; nil = not checked
 	// Reconcile is how often orphaned containers are looked for; 0 = 30 s.
 	Reconcile time.Duration
+	// Binder pins each run's scratch and outputs dirs before its container
+	// starts; nil = a MountBinder at MountRoot.
+	Binder Binder
+	// MountRoot is where the default Binder mounts; "" =
+	// DefaultMountRoot(Policy.Node).
+	MountRoot string
 
 	mu      sync.Mutex
 	runs    map[string]*activeRun // by Slurm job id
@@ -42,6 +48,7 @@ type Agent struct {
 
 type activeRun struct {
 	uid       int
+	name      string // the container's name, which also names its mounts
 	container string
 	stop      chan struct{} // closed to ask for a stop
 	stopOnce  sync.Once
@@ -71,6 +78,13 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	a.mu.Unlock()
 	if a.Log == nil {
 		a.Log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	if a.Binder == nil {
+		root := a.MountRoot
+		if root == "" {
+			root = DefaultMountRoot(a.Policy.Node)
+		}
+		a.Binder = &MountBinder{Root: root}
 	}
 	if err := a.prepareScratch(); err != nil {
 		return err
@@ -154,13 +168,15 @@ func (a *Agent) grace() time.Duration {
 
 // reconcile removes every ferry container of this node that no live client
 // holds: connections do not survive the agent, so such a container's job
-// has already been told it failed.
+// has already been told it failed. Then it releases the pinned mounts of
+// containers that are gone.
 func (a *Agent) reconcile(ctx context.Context) {
 	list, err := a.Engine.List(ctx, map[string]string{LabelNode: a.Policy.Node})
 	if err != nil {
 		a.Log.Warn("reconcile: list containers", "err", err)
 		return
 	}
+	exist := map[string]bool{} // names of the containers that are still there
 	for _, c := range list {
 		sid := c.Labels[LabelSlurmJob]
 		a.mu.Lock()
@@ -169,6 +185,7 @@ func (a *Agent) reconcile(ctx context.Context) {
 		held := r != nil && (r.container == "" || r.container == c.ID)
 		a.mu.Unlock()
 		if held {
+			exist[c.Name] = true
 			continue
 		}
 		why := "no client holds it"
@@ -176,11 +193,42 @@ func (a *Agent) reconcile(ctx context.Context) {
 			why = "its Slurm job is " + alloc.State
 		}
 		if err := a.Engine.Remove(ctx, c.ID, time.Second); err != nil {
+			exist[c.Name] = true
 			a.Log.Warn("reconcile: remove", "container", short(c.ID), "slurm_job", sid, "err", err)
 			continue
 		}
 		a.Log.Info("reconcile: removed orphaned container", "container", short(c.ID), "slurm_job", sid,
 			"ferry_job", c.Labels[LabelJob], "reason", why)
+	}
+	a.releaseLeftovers(exist)
+}
+
+// releaseLeftovers releases the pinned mounts that no run holds and whose
+// container no longer exists (a crashed agent's, a run that could not
+// release them).
+func (a *Agent) releaseLeftovers(exist map[string]bool) {
+	names, err := a.Binder.Bound()
+	if err != nil {
+		a.Log.Warn("reconcile: list mounts", "err", err)
+		return
+	}
+	// Under the lock: a run registers its name before it binds, so a name
+	// not held now cannot be bound by a run until the lock is released.
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	held := map[string]bool{}
+	for _, r := range a.runs {
+		held[r.name] = true
+	}
+	for _, n := range names {
+		if held[n] || exist[n] {
+			continue
+		}
+		if err := a.Binder.Release(n); err != nil {
+			a.Log.Warn("reconcile: release mounts", "container", n, "err", err)
+			continue
+		}
+		a.Log.Info("reconcile: released leftover mounts", "container", n)
 	}
 }
 
@@ -243,12 +291,12 @@ func (a *Agent) handleRun(w http.ResponseWriter, r *http.Request) {
 		a.refuse(w, peer, req, refuse("cannot verify Slurm job %q: %v", req.SlurmJobID, err))
 		return
 	}
-	spec, err := a.Policy.Decide(req, peer, alloc)
+	spec, dirs, err := a.Policy.decide(req, peer, alloc)
 	if err != nil {
 		a.refuse(w, peer, req, err)
 		return
 	}
-	run := &activeRun{uid: peer.UID, stop: make(chan struct{}), done: make(chan struct{})}
+	run := &activeRun{uid: peer.UID, name: spec.Name, stop: make(chan struct{}), done: make(chan struct{})}
 	a.mu.Lock()
 	if _, busy := a.runs[req.SlurmJobID]; busy {
 		a.mu.Unlock()
@@ -257,18 +305,50 @@ func (a *Agent) handleRun(w http.ResponseWriter, r *http.Request) {
 	}
 	a.runs[req.SlurmJobID] = run
 	a.mu.Unlock()
+	log := a.Log.With("uid", peer.UID, "slurm_job", req.SlurmJobID, "ferry_job", string(alloc.FerryID), "image", req.Image)
+
+	// However the run ends, its mounts are released and its scratch dir
+	// removed before the last frame goes out and before the run is
+	// forgotten: when the client learns how the job ended, the node is
+	// clean, and a run after it finds no leftovers.
+	var last *Frame
+	var fw *frameWriter
 	defer func() {
+		a.endRun(log, run, dirs)
 		a.mu.Lock()
 		delete(a.runs, req.SlurmJobID)
 		a.mu.Unlock()
 		close(run.done)
+		if last != nil && fw != nil {
+			fw.frame(*last)
+		}
 	}()
-	log := a.Log.With("uid", peer.UID, "slurm_job", req.SlurmJobID, "ferry_job", string(alloc.FerryID), "image", req.Image)
+
+	// Pin the directories the policy checked: from here on Docker sees
+	// the directories that were opened and checked, whatever happens to
+	// their paths.
+	pinned, err := a.Binder.Bind(spec.Name, dirs.binds)
+	if err != nil {
+		if IsRefusal(err) {
+			a.refuse(w, peer, req, err)
+			return
+		}
+		log.Error("pin the job's directories", "err", err)
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "cannot mount the job's directories: " + err.Error()})
+		return
+	}
+	for i, b := range dirs.binds {
+		for j := range spec.Mounts {
+			if spec.Mounts[j].Target == b.Target {
+				spec.Mounts[j].Source = pinned[i]
+			}
+		}
+	}
 	log.Info("run allowed", "decision", "allowed", "cpus", alloc.CPUs, "mem_bytes", alloc.MemBytes, "gpus", alloc.GPUs, "network", spec.Network)
 
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
-	fw := &frameWriter{w: w, rc: http.NewResponseController(w)}
+	fw = &frameWriter{w: w, rc: http.NewResponseController(w)}
 
 	// Docker calls outlive the request: the container must be cleaned up
 	// even when the client is gone.
@@ -276,7 +356,7 @@ func (a *Agent) handleRun(w http.ResponseWriter, r *http.Request) {
 	c, err := a.Engine.Start(bg, spec, fw)
 	if err != nil {
 		log.Error("start failed", "err", err)
-		fw.frame(Frame{Type: "error", Error: err.Error()})
+		last = &Frame{Type: "error", Error: err.Error()}
 		return
 	}
 	a.mu.Lock()
@@ -301,7 +381,7 @@ func (a *Agent) handleRun(w http.ResponseWriter, r *http.Request) {
 	case err := <-waitErr:
 		log.Error("wait failed", "err", err)
 		_ = a.Engine.Remove(bg, c.ID, a.grace())
-		fw.frame(Frame{Type: "error", Error: err.Error()})
+		last = &Frame{Type: "error", Error: err.Error()}
 		return
 	case <-run.stop:
 		stopped = true
@@ -326,14 +406,28 @@ func (a *Agent) handleRun(w http.ResponseWriter, r *http.Request) {
 		exit.Stopped = true
 		if a.closing.Load() {
 			log.Warn("agent shutting down: container stopped", "container", short(c.ID))
-			fw.frame(Frame{Type: "error", Error: fmt.Sprintf("shut down on %s while the job ran; its container was stopped", a.Policy.Node)})
+			last = &Frame{Type: "error", Error: fmt.Sprintf("shut down on %s while the job ran; its container was stopped", a.Policy.Node)}
 			return
 		}
 	} else if err := a.Engine.Remove(bg, c.ID, 0); err != nil {
 		log.Error("remove", "err", err)
 	}
 	log.Info("container ended", "container", short(c.ID), "exit_code", exit.Code, "oom_killed", exit.OOMKilled, "stopped", exit.Stopped)
-	fw.frame(Frame{Type: "exit", Exit: &exit})
+	last = &Frame{Type: "exit", Exit: &exit}
+}
+
+// endRun releases a run's pinned mounts and removes its scratch dir, once
+// its container is gone.
+func (a *Agent) endRun(log *slog.Logger, run *activeRun, dirs runDirs) {
+	if err := a.Binder.Release(run.name); err != nil {
+		log.Error("release the job's mounts", "err", err)
+	}
+	removed, err := removeRunScratch(dirs)
+	if err != nil {
+		log.Error("remove the job's scratch dir", "scratch", dirs.scratchName, "err", err)
+	} else if removed {
+		log.Info("removed the job's scratch dir", "scratch", dirs.scratchName)
+	}
 }
 
 func (a *Agent) handleStop(w http.ResponseWriter, r *http.Request) {
@@ -366,18 +460,18 @@ func (a *Agent) handleStop(w http.ResponseWriter, r *http.Request) {
 
 func (a *Agent) handleCleanup(w http.ResponseWriter, r *http.Request) {
 	peer := peerFrom(r)
-	var ref JobRef
-	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&ref); err != nil || ref.SlurmJobID == "" {
+	var req CleanupRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil || req.SlurmJobID == "" {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "malformed request"})
 		return
 	}
 	if peer.UID != 0 {
-		a.Log.Warn("cleanup refused", "uid", peer.UID, "slurm_job", ref.SlurmJobID, "reason", "only root (the Slurm epilog) may clean up")
+		a.Log.Warn("cleanup refused", "uid", peer.UID, "slurm_job", req.SlurmJobID, "reason", "only root (the Slurm epilog) may clean up")
 		writeJSON(w, http.StatusForbidden, map[string]string{"error": "refused: only root (the Slurm epilog) may clean up"})
 		return
 	}
 	a.mu.Lock()
-	run := a.runs[ref.SlurmJobID]
+	run := a.runs[req.SlurmJobID]
 	a.mu.Unlock()
 	if run != nil {
 		run.requestStop()
@@ -386,15 +480,27 @@ func (a *Agent) handleCleanup(w http.ResponseWriter, r *http.Request) {
 		case <-time.After(a.grace() + 20*time.Second):
 		}
 	}
-	n, err := RemoveJobContainers(r.Context(), a.Engine, a.Policy.Node, ref.SlurmJobID)
+	var res CleanupResult
+	n, err := RemoveJobContainers(r.Context(), a.Engine, a.Policy.Node, req.SlurmJobID)
 	if err != nil {
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 		return
 	}
+	res.Removed = n
 	if n > 0 {
-		a.Log.Info("epilog cleanup removed containers", "slurm_job", ref.SlurmJobID, "removed", n)
+		a.Log.Info("epilog cleanup removed containers", "slurm_job", req.SlurmJobID, "removed", n)
 	}
-	writeJSON(w, http.StatusOK, map[string]int{"removed": n})
+	if req.FerryID != "" {
+		res.Scratch, err = RemoveScratch(a.Policy.ScratchDir, req.FerryID, req.UID)
+		if err != nil {
+			res.ScratchError = err.Error()
+			a.Log.Warn("epilog cleanup: remove scratch", "slurm_job", req.SlurmJobID, "ferry_job", string(req.FerryID), "err", err)
+		}
+		if len(res.Scratch) > 0 {
+			a.Log.Info("epilog cleanup removed scratch dirs", "slurm_job", req.SlurmJobID, "ferry_job", string(req.FerryID), "scratch", res.Scratch)
+		}
+	}
+	writeJSON(w, http.StatusOK, res)
 }
 
 // RemoveJobContainers removes every container labelled with the Slurm job

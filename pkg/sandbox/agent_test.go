@@ -85,7 +85,7 @@ func TestAgentRun(t *testing.T) {
 			specs := eng.startedSpecs()
 			require.Len(t, specs, 1)
 			assert.Equal(t, fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid()), specs[0].User)
-			assert.Equal(t, fx.wantSpec(t), specs[0])
+			assert.Equal(t, fx.wantPinnedSpec(t), specs[0])
 			assert.Empty(t, eng.ids(), "the container is removed once it exited")
 			ta.waitIdle(t)
 
@@ -502,9 +502,9 @@ func TestAgentCleanup(t *testing.T) {
 		eng.add("other-42-w2", epilogLabels("42", "w2"))
 		eng.add("other-7-w1", epilogLabels("7", "w1"))
 
-		n, err := ta.client.Cleanup(context.Background(), "42")
+		got, err := ta.client.Cleanup(context.Background(), CleanupRequest{SlurmJobID: "42"})
 		require.NoError(t, err)
-		assert.Equal(t, 1, n, "the running container is stopped by its run, the leftover removed here")
+		assert.Equal(t, 1, got.Removed, "the running container is stopped by its run, the leftover removed here")
 		r := waitLaunch(t, res)
 		require.NoError(t, r.err)
 		assert.True(t, r.exit.Stopped, "the job's run is stopped first")

@@ -152,23 +152,22 @@ func (c *AgentClient) Health(ctx context.Context) (Health, error) {
 	return h, nil
 }
 
-// Cleanup asks the agent to remove a Slurm job's containers (root only).
-func (c *AgentClient) Cleanup(ctx context.Context, slurmJobID string) (int, error) {
-	resp, err := c.post(ctx, pathCleanup, JobRef{SlurmJobID: slurmJobID})
+// Cleanup asks the agent to remove a Slurm job's containers and, when
+// req names the ferry job, its scratch dirs (root only).
+func (c *AgentClient) Cleanup(ctx context.Context, req CleanupRequest) (CleanupResult, error) {
+	resp, err := c.post(ctx, pathCleanup, req)
 	if err != nil {
-		return 0, err
+		return CleanupResult{}, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("ferry agent: %s", errorBody(resp))
+		return CleanupResult{}, fmt.Errorf("ferry agent: %s", errorBody(resp))
 	}
-	var r struct {
-		Removed int `json:"removed"`
-	}
+	var r CleanupResult
 	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-		return 0, err
+		return CleanupResult{}, err
 	}
-	return r.Removed, nil
+	return r, nil
 }
 
 var _ Launcher = (*AgentClient)(nil)

@@ -62,6 +62,7 @@ type Container struct {
 // ContainerInfo is what List reports of a container.
 type ContainerInfo struct {
 	ID      string
+	Name    string // without Docker's leading "/"
 	Labels  map[string]string
 	Running bool
 }

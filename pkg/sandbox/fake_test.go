@@ -28,14 +28,18 @@ import (
 // the test calls exit. It is safe for concurrent use.
 type fakeEngine struct {
 	// Knobs, set before the engine is used.
-	output    []byte        // written to out inside Start
-	lines     []string      // streamed after Start returns, one every lineEvery
-	lineEvery time.Duration // default 5ms
-	exitCode  *int          // exit by itself with this code once the output is written
-	oom       bool          // the self-exit is an OOM kill
-	startErr  error         // Start fails with it
-	waitErr   error         // Wait fails with it
-	listErr   error         // List fails with it
+	output    []byte           // written to out inside Start
+	lines     []string         // streamed after Start returns, one every lineEvery
+	lineEvery time.Duration    // default 5ms
+	exitCode  *int             // exit by itself with this code once the output is written
+	oom       bool             // the self-exit is an OOM kill
+	startErr  error            // Start fails with it
+	waitErr   error            // Wait fails with it
+	listErr   error            // List fails with it
+	removeErr map[string]error // Remove of that container id fails with it
+	// onStart runs at the start of Start, as Docker resolves the spec's
+	// bind sources.
+	onStart func(spec ContainerSpec)
 
 	mu         sync.Mutex
 	next       int
@@ -79,6 +83,9 @@ func (c *fakeContainer) end(e Exit) {
 }
 
 func (f *fakeEngine) Start(ctx context.Context, spec ContainerSpec, out io.Writer) (Container, error) {
+	if f.onStart != nil {
+		f.onStart(spec)
+	}
 	if f.startErr != nil {
 		return Container{}, f.startErr
 	}
@@ -142,6 +149,10 @@ func (f *fakeEngine) Wait(ctx context.Context, c Container) (Exit, error) {
 func (f *fakeEngine) Remove(ctx context.Context, id string, grace time.Duration) error {
 	f.mu.Lock()
 	f.removals = append(f.removals, fakeRemoval{ID: id, Grace: grace})
+	if err := f.removeErr[id]; err != nil {
+		f.mu.Unlock()
+		return err
+	}
 	fc := f.containers[id]
 	delete(f.containers, id)
 	f.mu.Unlock()
@@ -179,16 +190,17 @@ func (f *fakeEngine) List(ctx context.Context, labels map[string]string) ([]Cont
 			running = false
 		default:
 		}
-		out = append(out, ContainerInfo{ID: c.id, Labels: maps.Clone(c.labels), Running: running})
+		out = append(out, ContainerInfo{ID: c.id, Name: c.spec.Name, Labels: maps.Clone(c.labels), Running: running})
 	}
 	return out, nil
 }
 
 // add puts a container that some earlier process started into the engine.
+// Its name is its id.
 func (f *fakeEngine) add(id string, labels map[string]string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	c := &fakeContainer{id: id, labels: labels, exited: make(chan struct{}), streamed: make(chan struct{})}
+	c := &fakeContainer{id: id, labels: labels, spec: ContainerSpec{Name: id}, exited: make(chan struct{}), streamed: make(chan struct{})}
 	close(c.streamed) // it writes nowhere
 	f.containers[id] = c
 	f.ever[id] = c
@@ -260,6 +272,81 @@ func (s *fakeSlurm) set(a Allocation) {
 	s.allocs[a.SlurmJobID] = a
 }
 
+// fakeBinder pins nothing: it records what the agent asked and answers
+// with mount points under /fake-mnt.
+type fakeBinder struct {
+	mu       sync.Mutex
+	bound    map[string][]BindSource
+	released []string
+	bindErr  error // Bind fails with it
+}
+
+func newFakeBinder() *fakeBinder { return &fakeBinder{bound: map[string][]BindSource{}} }
+
+func fakeMountPoint(name, src string) string { return "/fake-mnt/" + name + "/" + src }
+
+func (b *fakeBinder) Bind(name string, srcs []BindSource) ([]string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.bindErr != nil {
+		return nil, b.bindErr
+	}
+	if _, dup := b.bound[name]; dup {
+		return nil, fmt.Errorf("bind: %s is bound already", name)
+	}
+	b.bound[name] = srcs
+	var out []string
+	for _, s := range srcs {
+		out = append(out, fakeMountPoint(name, s.Name))
+	}
+	return out, nil
+}
+
+func (b *fakeBinder) Release(name string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.bound, name)
+	b.released = append(b.released, name)
+	return nil
+}
+
+func (b *fakeBinder) Bound() ([]string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for n := range b.bound {
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// add binds name as a crashed agent would have left it.
+func (b *fakeBinder) add(name string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.bound[name] = nil
+}
+
+// sources are what name was bound to.
+func (b *fakeBinder) sources(name string) []BindSource {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.bound[name]
+}
+
+func (b *fakeBinder) names() []string {
+	n, _ := b.Bound()
+	return n
+}
+
+func (b *fakeBinder) releases() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.released...)
+}
+
+var _ Binder = (*fakeBinder)(nil)
+
 // The agent test harness.
 
 // waitFor bounds everything a test waits for: nothing here should take
@@ -317,6 +404,7 @@ func (s *syncBuffer) logged(t *testing.T, msg string) []map[string]any {
 type testAgent struct {
 	fx     *fixture
 	engine *fakeEngine
+	binder *fakeBinder
 	slurm  *fakeSlurm
 	agent  *Agent
 	logs   *syncBuffer
@@ -329,11 +417,13 @@ type testAgent struct {
 func newTestAgent(fx *fixture, eng *fakeEngine) *testAgent {
 	logs := &syncBuffer{}
 	sl := &fakeSlurm{allocs: map[string]Allocation{fx.alloc.SlurmJobID: fx.alloc}}
+	b := newFakeBinder()
 	return &testAgent{
-		fx: fx, engine: eng, slurm: sl, logs: logs,
+		fx: fx, engine: eng, binder: b, slurm: sl, logs: logs,
 		agent: &Agent{
 			Policy:    fx.policy,
 			Engine:    eng,
+			Binder:    b,
 			Slurm:     sl,
 			Log:       slog.New(slog.NewJSONHandler(logs, nil)),
 			StopGrace: 100 * time.Millisecond,

@@ -70,65 +70,83 @@ var envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // Decide turns a request from peer into a container spec, or refuses it.
 // alloc is what Slurm said about req.SlurmJobID.
+//
+// The spec's /work and /out sources are the paths the policy checked. The
+// agent does not hand those paths to Docker: it pins the directories they
+// name (see Binder) and gives Docker the pinned mount points instead.
 func (p *Policy) Decide(req Request, peer Peer, alloc Allocation) (ContainerSpec, error) {
+	spec, _, err := p.decide(req, peer, alloc)
+	return spec, err
+}
+
+// runDirs are the host directories of one allowed run, as the agent pins
+// and cleans them up: each named beneath a trusted root.
+type runDirs struct {
+	binds []BindSource // /work (the scratch dir) and /out (the outputs dir)
+	// the scratch dir: scratchName directly in scratchRoot, owned by uid
+	scratchRoot, scratchName string
+	uid                      int
+}
+
+func (p *Policy) decide(req Request, peer Peer, alloc Allocation) (ContainerSpec, runDirs, error) {
 	if req.Privileged {
-		return ContainerSpec{}, refuse("privileged containers are never allowed")
+		return ContainerSpec{}, runDirs{}, refuse("privileged containers are never allowed")
 	}
 	if len(req.CapAdd) > 0 {
-		return ContainerSpec{}, refuse("extra capabilities (%s) are never granted to a job", strings.Join(req.CapAdd, ","))
+		return ContainerSpec{}, runDirs{}, refuse("extra capabilities (%s) are never granted to a job", strings.Join(req.CapAdd, ","))
 	}
 	if len(req.Mounts) > 0 {
-		return ContainerSpec{}, refuse("host path mounts are not allowed (asked for %s)", req.Mounts[0].Source)
+		return ContainerSpec{}, runDirs{}, refuse("host path mounts are not allowed (asked for %s)", req.Mounts[0].Source)
 	}
 	if req.User != "" {
-		return ContainerSpec{}, refuse("the container user is not chosen by the request: it is always the caller's uid")
+		return ContainerSpec{}, runDirs{}, refuse("the container user is not chosen by the request: it is always the caller's uid")
 	}
 	// Slurm: the job runs, here, for this caller.
 	if alloc.UID != peer.UID {
-		return ContainerSpec{}, refuse("Slurm job %s belongs to uid %d, not to the caller (uid %d)", req.SlurmJobID, alloc.UID, peer.UID)
+		return ContainerSpec{}, runDirs{}, refuse("Slurm job %s belongs to uid %d, not to the caller (uid %d)", req.SlurmJobID, alloc.UID, peer.UID)
 	}
 	if alloc.State != "RUNNING" && alloc.State != "CONFIGURING" {
-		return ContainerSpec{}, refuse("Slurm job %s is %s, not running", req.SlurmJobID, strings.ToLower(alloc.State))
+		return ContainerSpec{}, runDirs{}, refuse("Slurm job %s is %s, not running", req.SlurmJobID, strings.ToLower(alloc.State))
 	}
 	if !slices.Contains(alloc.Nodes, p.Node) {
-		return ContainerSpec{}, refuse("Slurm job %s runs on %s, not on this node (%s)", req.SlurmJobID, strings.Join(alloc.Nodes, ","), p.Node)
+		return ContainerSpec{}, runDirs{}, refuse("Slurm job %s runs on %s, not on this node (%s)", req.SlurmJobID, strings.Join(alloc.Nodes, ","), p.Node)
 	}
 	if alloc.FerryID == "" {
-		return ContainerSpec{}, refuse("Slurm job %s is not a ferry job (its comment has no ferry id)", req.SlurmJobID)
+		return ContainerSpec{}, runDirs{}, refuse("Slurm job %s is not a ferry job (its comment has no ferry id)", req.SlurmJobID)
 	}
 	// The job dir: the caller's own, under their home, named by the job.
 	dirID := alloc.FerryID
 	if alloc.Array {
 		dirID = "" // any of the caller's job dirs: checked to be a job id below
 	}
-	jobDir, err := p.checkJobDir(req.JobDir, peer.UID, dirID)
+	jobDir, home, err := p.checkJobDir(req.JobDir, peer.UID, dirID)
 	if err != nil {
-		return ContainerSpec{}, err
+		return ContainerSpec{}, runDirs{}, err
 	}
 	id, err := job.ParseID(filepath.Base(jobDir))
 	if err != nil || string(id) != filepath.Base(jobDir) {
-		return ContainerSpec{}, refuse("job dir %s is not a ferry job dir", req.JobDir)
+		return ContainerSpec{}, runDirs{}, refuse("job dir %s is not a ferry job dir", req.JobDir)
 	}
 	outputs, err := ownedDir(filepath.Join(jobDir, job.OutputsDir), peer.UID)
 	if err != nil {
-		return ContainerSpec{}, err
+		return ContainerSpec{}, runDirs{}, err
 	}
-	scratch, err := p.checkScratch(req.Scratch, peer.UID, id)
+	scratch, scratchRoot, err := p.checkScratch(req.Scratch, peer.UID, id)
 	if err != nil {
-		return ContainerSpec{}, err
+		return ContainerSpec{}, runDirs{}, err
 	}
 	if !slices.Contains(p.Images, req.Image) {
-		return ContainerSpec{}, refuse("image %q is not on this cluster's allowlist (%s)", req.Image, strings.Join(p.Images, ", "))
+		return ContainerSpec{}, runDirs{}, refuse("image %q is not on this cluster's allowlist (%s)", req.Image, strings.Join(p.Images, ", "))
 	}
 	network := "none"
 	if req.Network != "" && req.Network != "none" {
 		if !slices.Contains(p.Networks, req.Network) {
-			return ContainerSpec{}, refuse("network %q is not allowed on this cluster (allowed: %s)", req.Network, listOrNone(p.Networks))
+			return ContainerSpec{}, runDirs{}, refuse("network %q is not allowed on this cluster (allowed: %s)", req.Network, listOrNone(p.Networks))
 		}
 		network = req.Network
 	}
 	if len(req.Command) == 0 {
-		return ContainerSpec{}, refuse("no command")
+		return ContainerSpec{}, runDirs{}, refuse("no command")
 	}
 	env := []string{
 		"HOME=/tmp",
@@ -146,7 +164,7 @@ func (p *Policy) Decide(req Request, peer Peer, alloc Allocation) (ContainerSpec
 	slices.Sort(keys)
 	for _, k := range keys {
 		if !envKeyRE.MatchString(k) || strings.ContainsRune(req.Env[k], 0) {
-			return ContainerSpec{}, refuse("invalid environment variable %q", k)
+			return ContainerSpec{}, runDirs{}, refuse("invalid environment variable %q", k)
 		}
 		if k != "FERRY_PARAMS" && (strings.HasPrefix(k, "FERRY_") || k == "HOME") {
 			continue // set by the agent
@@ -167,6 +185,17 @@ func (p *Policy) Decide(req Request, peer Peer, alloc Allocation) (ContainerSpec
 	cpus := alloc.CPUs
 	if cpus < 1 {
 		cpus = 1
+	}
+	outRel, err := filepath.Rel(home, outputs)
+	if err != nil {
+		return ContainerSpec{}, runDirs{}, refuse("job dir %s is outside the caller's spool (%s)", req.JobDir, home)
+	}
+	dirs := runDirs{
+		binds: []BindSource{
+			{Name: "work", Target: "/work", Root: scratchRoot, Rel: filepath.Base(scratch), UID: peer.UID, ReadOnly: true},
+			{Name: "out", Target: "/out", Root: home, Rel: outRel, UID: peer.UID},
+		},
+		scratchRoot: scratchRoot, scratchName: filepath.Base(scratch), uid: peer.UID,
 	}
 	return ContainerSpec{
 		Name:        "ferry-" + alloc.SlurmJobID + "-" + id.Short(),
@@ -190,7 +219,7 @@ func (p *Policy) Decide(req Request, peer Peer, alloc Allocation) (ContainerSpec
 			LabelUID:      strconv.Itoa(peer.UID),
 			LabelNode:     p.Node,
 		},
-	}, nil
+	}, dirs, nil
 }
 
 func listOrNone(l []string) string {
@@ -201,10 +230,11 @@ func listOrNone(l []string) string {
 }
 
 // checkJobDir resolves dir and checks that it is the caller's own job dir
-// for id: under the caller's home, owned by them, named by the job id.
-func (p *Policy) checkJobDir(dir string, uid int, id job.ID) (string, error) {
+// for id: under the caller's home, owned by them, named by the job id. It
+// returns the resolved job dir and home.
+func (p *Policy) checkJobDir(dir string, uid int, id job.ID) (string, string, error) {
 	if dir == "" || !filepath.IsAbs(dir) {
-		return "", refuse("job dir %q is not an absolute path", dir)
+		return "", "", refuse("job dir %q is not an absolute path", dir)
 	}
 	homeOf := p.HomeOf
 	if homeOf == nil {
@@ -212,30 +242,37 @@ func (p *Policy) checkJobDir(dir string, uid int, id job.ID) (string, error) {
 	}
 	home, err := homeOf(uid)
 	if err != nil {
-		return "", refuse("no home dir for uid %d: %v", uid, err)
+		return "", "", refuse("no home dir for uid %d: %v", uid, err)
 	}
-	return CheckJobDir(dir, home, uid, id)
+	return checkJobDir(dir, home, uid, id)
 }
 
 // CheckJobDir resolves dir and checks that it lies under home, is owned by
 // uid and is named id. It returns the resolved path. The agent and the
 // epilog (which writes into job dirs as root) both rely on it.
 func CheckJobDir(dir, home string, uid int, id job.ID) (string, error) {
+	real, _, err := checkJobDir(dir, home, uid, id)
+	return real, err
+}
+
+// checkJobDir is CheckJobDir that also returns the resolved home.
+func checkJobDir(dir, home string, uid int, id job.ID) (string, string, error) {
 	real, err := filepath.EvalSymlinks(dir)
 	if err != nil {
-		return "", refuse("job dir %s: %v", dir, err)
+		return "", "", refuse("job dir %s: %v", dir, err)
 	}
 	realHome, err := filepath.EvalSymlinks(home)
 	if err != nil {
-		return "", refuse("home %s: %v", home, err)
+		return "", "", refuse("home %s: %v", home, err)
 	}
 	if !within(real, realHome) || real == realHome {
-		return "", refuse("job dir %s is outside the caller's spool (%s)", dir, home)
+		return "", "", refuse("job dir %s is outside the caller's spool (%s)", dir, home)
 	}
 	if id != "" && filepath.Base(real) != string(id) {
-		return "", refuse("job dir %s does not belong to ferry job %s", dir, id)
+		return "", "", refuse("job dir %s does not belong to ferry job %s", dir, id)
 	}
-	return ownedDir(real, uid)
+	real, err = ownedDir(real, uid)
+	return real, realHome, err
 }
 
 // ownedDir checks that path is a directory (not a symlink) owned by uid.
@@ -254,13 +291,23 @@ func ownedDir(path string, uid int) (string, error) {
 	return path, nil
 }
 
-func (p *Policy) checkScratch(dir string, uid int, id job.ID) (string, error) {
+// checkScratch checks that dir is this job's scratch dir, owned by uid and
+// directly in the scratch root. It returns dir cleaned and the resolved
+// scratch root.
+func (p *Policy) checkScratch(dir string, uid int, id job.ID) (string, string, error) {
 	clean := filepath.Clean(dir)
 	if dir == "" || !filepath.IsAbs(dir) || filepath.Dir(clean) != filepath.Clean(p.ScratchDir) ||
 		!strings.HasPrefix(filepath.Base(clean), string(id)+".") {
-		return "", refuse("scratch dir %q is not this job's scratch under %s", dir, p.ScratchDir)
+		return "", "", refuse("scratch dir %q is not this job's scratch under %s", dir, p.ScratchDir)
 	}
-	return ownedDir(clean, uid)
+	if _, err := ownedDir(clean, uid); err != nil {
+		return "", "", err
+	}
+	root, err := filepath.EvalSymlinks(p.ScratchDir)
+	if err != nil {
+		return "", "", refuse("the node's scratch dir %s: %v", p.ScratchDir, errors.Unwrap(err))
+	}
+	return clean, root, nil
 }
 
 func within(path, root string) bool {

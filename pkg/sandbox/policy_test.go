@@ -125,6 +125,17 @@ func (fx *fixture) wantSpec(t *testing.T) ContainerSpec {
 	}
 }
 
+// wantPinnedSpec is wantSpec as the agent hands it to the engine: /work
+// and /out come from the binder's mount points, not from the paths the
+// user named.
+func (fx *fixture) wantPinnedSpec(t *testing.T) ContainerSpec {
+	t.Helper()
+	s := fx.wantSpec(t)
+	s.Mounts[0].Source = fakeMountPoint(s.Name, "work")
+	s.Mounts[1].Source = fakeMountPoint(s.Name, "out")
+	return s
+}
+
 func requireRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -489,6 +500,16 @@ func TestPolicyDecide(t *testing.T) {
 				tt.want(fx, &want)
 			}
 			assert.Equal(t, want, spec)
+
+			// What the agent pins: the same dirs, each named beneath its
+			// resolved root, so that the binder can open them without
+			// following a symlink.
+			_, dirs, err := fx.policy.decide(fx.req, fx.peer, fx.alloc)
+			require.NoError(t, err)
+			assert.Equal(t, fx.wantBinds(t), dirs.binds)
+			assert.Equal(t, filepath.Base(fx.scratch), dirs.scratchName)
+			assert.Equal(t, fx.wantBinds(t)[0].Root, dirs.scratchRoot)
+			assert.Equal(t, fx.uid, dirs.uid)
 		})
 	}
 }

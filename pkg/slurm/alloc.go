@@ -27,70 +27,131 @@ type Allocation struct {
 	ArrayJobID string
 }
 
+// The agent asks Slurm in two squeue calls, so that nothing a user wrote
+// can pass for something Slurm said. The first asks for the fields that
+// carry power (owner, state, nodes, CPUs, memory, GPUs) and ids: each has a
+// fixed alphabet that no user chooses, so no separator can appear inside
+// one and no record can be forged. It may list several records (`squeue
+// -j` given an array's own id lists every task of the array, and the task
+// that carries that id is one of them); exactly one must carry the id
+// asked for. The second asks for the free-text fields (WorkDir and Comment,
+// which users set and in which Slurm keeps control characters) of that one
+// record alone, by its array task id when it is a task, and reads them only
+// when the output is exactly one record of exactly those fields.
+//
 // MinMemory comes before tres-alloc: without memory in SelectTypeParameters
 // (CR_Core, as on clusters without cgroups) the TRES carry no mem, and the
 // request is all there is; the container limit enforces it.
-var allocFields = []string{"JobID", "UserID", "State", "NodeList", "NumCPUs", "MinMemory", "tres-alloc", "ArrayTaskID", "ArrayJobID", "WorkDir", "Comment"}
+var allocFields = []string{"JobID", "UserID", "State", "NodeList", "NumCPUs", "MinMemory", "tres-alloc", "ArrayTaskID", "ArrayJobID"}
 
-func allocFormat() string { return formatO(allocFields) }
+// allocTextFields are the free-text fields, asked of one record alone.
+var allocTextFields = []string{"JobID", "WorkDir", "Comment"}
+
+func allocFormat() string     { return formatO(allocFields) }
+func allocTextFormat() string { return formatO(allocTextFields) }
+
+func allocArgs(sel, format string) []string {
+	return []string{"-h", "-a", "-t", "all", "--noconvert", "-j", sel, "-O", format}
+}
 
 // ErrNoSuchJob is returned by Allocation for a job slurmctld does not know.
 var ErrNoSuchJob = fmt.Errorf("Slurm does not know this job: %w", job.ErrNotFound)
 
 // Allocation asks slurmctld for one job's owner, state, nodes and
-// allocated resources (CPUs, memory, GPUs from its TRES).
+// allocated resources (CPUs, memory, GPUs from its TRES), and its work dir
+// and comment: two squeue calls.
 func (c *Client) Allocation(ctx context.Context, id string) (Allocation, error) {
 	if !jobIDRE.MatchString(id) {
 		return Allocation{}, fmt.Errorf("invalid Slurm job id %q", id)
 	}
-	out, err := c.Runner.Run(ctx, nil, "squeue", "-h", "-a", "-t", "all", "--noconvert", "-j", id, "-O", allocFormat())
+	out, err := c.Runner.Run(ctx, nil, "squeue", allocArgs(id, allocFormat())...)
 	if err != nil {
 		if isInvalidJobID(err) {
 			return Allocation{}, ErrNoSuchJob
 		}
 		return Allocation{}, err
 	}
-	return parseAllocation(string(out), id)
+	a, sel, err := parseAllocation(string(out), id)
+	if err != nil || sel == "" {
+		return a, err
+	}
+	out, err = c.Runner.Run(ctx, nil, "squeue", allocArgs(sel, allocTextFormat())...)
+	if err != nil {
+		if isInvalidJobID(err) {
+			return Allocation{}, ErrNoSuchJob
+		}
+		return Allocation{}, err
+	}
+	if a.WorkDir, a.Comment, err = parseAllocText(string(out), id); err != nil {
+		return Allocation{}, err
+	}
+	return a, nil
 }
 
-// parseAllocation picks the record of job id: `squeue -j` given an array's
-// own id lists every task of the array, and the last task to start carries
-// that id as its JobID.
-func parseAllocation(out, id string) (Allocation, error) {
-	for _, rec := range strings.Split(out, recordEnd+"\n") {
-		if strings.TrimSpace(rec) == "" {
+// parseAllocation picks the one record of job id from the fixed-alphabet
+// output, and returns the selector that names that record alone for the
+// free-text call ("" when there is none: the pending remainder of an
+// array, whose tasks share one line, has no record of its own).
+func parseAllocation(out, id string) (Allocation, string, error) {
+	recs := strings.Split(out, recordEnd+"\n")
+	if rest := recs[len(recs)-1]; strings.TrimSpace(rest) != "" {
+		return Allocation{}, "", fmt.Errorf("squeue: unterminated record %q", truncate(rest, 200))
+	}
+	var found []Allocation
+	var sel string
+	for _, rec := range recs[:len(recs)-1] {
+		a, pending, err := parseAllocRecord(rec)
+		if err != nil {
+			return Allocation{}, "", err
+		}
+		if a.ID != id {
 			continue
 		}
-		a, err := parseAllocRecord(rec)
-		if err != nil {
-			return Allocation{}, err
-		}
-		if a.ID == id {
-			return a, nil
+		found = append(found, a)
+		switch {
+		case pending:
+			sel = ""
+		case a.ArrayTask >= 0 && a.ArrayJobID != "":
+			sel = a.ArrayJobID + "_" + strconv.Itoa(a.ArrayTask)
+		default:
+			sel = id
 		}
 	}
-	return Allocation{}, ErrNoSuchJob
+	switch len(found) {
+	case 0:
+		return Allocation{}, "", ErrNoSuchJob
+	case 1:
+	default:
+		return Allocation{}, "", fmt.Errorf("squeue: %d records carry Slurm job id %s: refusing to guess which one is the job", len(found), id)
+	}
+	if sel != "" && !jobIDRE.MatchString(sel) {
+		return Allocation{}, "", fmt.Errorf("squeue: job %s has a bad array id %q", id, sel)
+	}
+	return found[0], sel, nil
 }
 
-func parseAllocRecord(rec string) (Allocation, error) {
-	f := strings.SplitN(rec, fieldSep, len(allocFields))
+// parseAllocRecord parses one fixed-alphabet record. pending is set for
+// the pending remainder of an array (its task id is a range).
+func parseAllocRecord(rec string) (a Allocation, pending bool, err error) {
+	f := strings.Split(rec, fieldSep)
 	if len(f) != len(allocFields) {
-		return Allocation{}, fmt.Errorf("squeue: want %d fields, got %d in %q", len(allocFields), len(f), truncate(rec, 200))
+		return Allocation{}, false, fmt.Errorf("squeue: want %d fields, got %d in %q", len(allocFields), len(f), truncate(rec, 200))
 	}
-	for i := range f[:len(f)-1] {
+	for i := range f {
 		f[i] = strings.TrimSpace(f[i])
 	}
-	a := Allocation{ID: f[0], State: baseState(f[2]), Comment: str(f[10]), WorkDir: str(f[9]), ArrayTask: -1, ArrayJobID: str(f[8])}
+	a = Allocation{ID: f[0], State: baseState(f[2]), ArrayTask: -1, ArrayJobID: str(f[8])}
 	if n, err := strconv.Atoi(f[7]); err == nil && n >= 0 {
 		a.ArrayTask = n
+	} else if str(f[7]) != "" {
+		pending = true
 	}
-	var err error
 	if a.UID, err = strconv.Atoi(f[1]); err != nil {
-		return Allocation{}, fmt.Errorf("squeue: bad uid %q", f[1])
+		return Allocation{}, false, fmt.Errorf("squeue: bad uid %q", f[1])
 	}
 	if nl := str(f[3]); nl != "" {
 		if a.Nodes, err = ExpandHostlist(nl); err != nil {
-			return Allocation{}, err
+			return Allocation{}, false, err
 		}
 	}
 	a.CPUs, _ = strconv.Atoi(f[4])
@@ -118,7 +179,29 @@ func parseAllocRecord(rec string) (Allocation, error) {
 			a.GPUs, _ = strconv.Atoi(v)
 		}
 	}
-	return a, nil
+	return a, pending, nil
+}
+
+// parseAllocText reads the work dir and comment of job id from the
+// free-text call, asked of that job's record alone. It reads them only
+// when the output is one record of exactly three fields, the first being
+// id: a separator inside the text would make the split a guess.
+func parseAllocText(out, id string) (workDir, comment string, err error) {
+	if strings.TrimSpace(out) == "" {
+		return "", "", ErrNoSuchJob
+	}
+	rec, ok := strings.CutSuffix(out, recordEnd+"\n")
+	if !ok {
+		return "", "", fmt.Errorf("squeue: unterminated record %q", truncate(out, 200))
+	}
+	if strings.Contains(rec, recordEnd) || strings.Count(rec, fieldSep) != len(allocTextFields)-1 {
+		return "", "", fmt.Errorf("squeue: the work dir or comment of Slurm job %s holds a field or record separator (\\x1f, \\x1e), or squeue listed more than the job: refusing to read them", id)
+	}
+	f := strings.Split(rec, fieldSep)
+	if got := strings.TrimSpace(f[0]); got != id {
+		return "", "", fmt.Errorf("squeue: asked for Slurm job %s, got %q", id, truncate(got, 50))
+	}
+	return str(strings.TrimSpace(f[1])), str(f[2]), nil
 }
 
 // ExpandHostlist expands Slurm's compressed host lists: "w1",

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -23,7 +24,10 @@ type Options struct {
 	F      *factory.Factory
 	Node   string
 	Socket string
-	Health bool
+	// MountRoot is where the agent pins each run's dirs; "" =
+	// /run/ferry/mnt/<node>.
+	MountRoot string
+	Health    bool
 }
 
 // NewCmdAgent builds `ferry agent`.
@@ -40,9 +44,17 @@ against Slurm (the job runs here, for this caller), the image allowlist,
 and the cluster's mount, network and capability rules. Every decision is
 logged as a JSON line on stderr.
 
+Docker never gets a path a user can change: before a container starts, the
+agent opens the job's scratch dir and outputs dir without following any
+symlink, checks that each is a directory the caller owns, and bind-mounts
+what it opened under --mount-root (root-only); Docker mounts those at /work
+(read-only) and /out.
+
 When a job's connection drops (scancel, a killed batch script) the agent
-stops and removes its container; on start and every 30 s it removes
-containers that no job holds any more.
+stops and removes its container; however a run ends, the agent releases
+its mounts and removes its scratch dir. On start and every 30 s it removes
+containers that no job holds any more, and the mounts of containers that
+are gone.
 
 --health asks a running agent for its health and exits 0 when healthy.`,
 		Example: "  ferry agent --node w1\n  ferry agent --node w1 --health",
@@ -53,6 +65,7 @@ containers that no job holds any more.
 	}
 	cmd.Flags().StringVar(&o.Node, "node", "", "this worker's Slurm node name (default: the short hostname)")
 	cmd.Flags().StringVar(&o.Socket, "socket", "", "socket path (default: agent_socket from the config)")
+	cmd.Flags().StringVar(&o.MountRoot, "mount-root", "", "where each run's dirs are bind-mounted for Docker (default: "+sb.DefaultMountRootDir+"/<node>)")
 	cmd.Flags().BoolVar(&o.Health, "health", false, "check a running agent's health instead of starting one")
 	return cmd
 }
@@ -88,6 +101,13 @@ func run(ctx context.Context, o *Options) error {
 	if os.Geteuid() != 0 {
 		return factory.Usagef("ferry agent must run as root: it alone holds the Docker socket")
 	}
+	mountRoot := o.MountRoot
+	if mountRoot == "" {
+		mountRoot = sb.DefaultMountRoot(node)
+	}
+	if !filepath.IsAbs(mountRoot) {
+		return factory.Usagef("--mount-root %q must be an absolute path", mountRoot)
+	}
 	eng, err := docker.New()
 	if err != nil {
 		return err
@@ -96,13 +116,20 @@ func run(ctx context.Context, o *Options) error {
 	if err := eng.Ping(ctx); err != nil {
 		return fmt.Errorf("docker engine: %w", err)
 	}
+	nsNote, err := checkMountNamespace(os.Getenv("DOCKER_HOST"))
+	if err != nil {
+		return err
+	}
 	ln, err := sb.Listen(socket)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", socket, err)
 	}
 	defer os.Remove(socket)
 	log := slog.New(slog.NewJSONHandler(o.F.IO.ErrOut, nil)).With("node", node)
-	log.Info("agent listening", "socket", socket, "images", cfg.Images)
+	log.Info("agent listening", "socket", socket, "images", cfg.Images, "mount_root", mountRoot)
+	if nsNote != "" {
+		log.Warn(nsNote)
+	}
 	a := &sb.Agent{
 		Policy: &sb.Policy{
 			Node:           node,
@@ -115,6 +142,8 @@ func run(ctx context.Context, o *Options) error {
 			TmpfsSize:      512 << 20,
 		},
 		Engine:    eng,
+		Binder:    &sb.MountBinder{Root: mountRoot},
+		MountRoot: mountRoot,
 		Slurm:     Allocations{Client: o.F.Slurm()},
 		Log:       log,
 		StopGrace: cfg.StopGrace.Duration(),

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,6 +58,42 @@ func (d *Engine) Start(ctx context.Context, spec sandbox.ContainerSpec, out io.W
 		}
 		return sandbox.Container{}, fmt.Errorf("inspect image %s: %w", spec.Image, err)
 	}
+	cfg, host := containerConfig(spec)
+	created, err := d.cli.ContainerCreate(ctx, cfg, host, nil, nil, spec.Name)
+	if err != nil {
+		return sandbox.Container{}, fmt.Errorf("create container: %w", err)
+	}
+	c := sandbox.Container{ID: created.ID, ImageDigest: img.ID}
+	att, err := d.cli.ContainerAttach(ctx, created.ID, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
+	if err != nil {
+		d.removeQuietly(created.ID)
+		return sandbox.Container{}, fmt.Errorf("attach container: %w", err)
+	}
+	done := make(chan struct{})
+	d.mu.Lock()
+	d.copies[created.ID] = done
+	d.mu.Unlock()
+	go func() {
+		defer close(done)
+		defer att.Close()
+		_, _ = stdcopy.StdCopy(out, out, att.Reader)
+	}()
+	if err := d.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+		att.Close()
+		d.removeQuietly(created.ID)
+		return sandbox.Container{}, fmt.Errorf("start container: %w", err)
+	}
+	return c, nil
+}
+
+// containerConfig translates a decided spec into the Docker Engine's
+// create request, adding only the lockdown every sandbox gets: a read-only
+// root, no capabilities but the policy's, no new privileges, an init, a
+// private IPC namespace, /tmp as a small tmpfs, swap no larger than the
+// memory limit. It grants nothing the spec does not say: no privileged
+// mode, no devices (GPUs only through a device request), no host
+// namespaces.
+func containerConfig(spec sandbox.ContainerSpec) (*container.Config, *container.HostConfig) {
 	init := true
 	cfg := &container.Config{
 		Image:           spec.Image,
@@ -103,31 +140,7 @@ func (d *Engine) Start(ctx context.Context, spec sandbox.ContainerSpec, out io.W
 			BindOptions: &mount.BindOptions{NonRecursive: true},
 		})
 	}
-	created, err := d.cli.ContainerCreate(ctx, cfg, host, nil, nil, spec.Name)
-	if err != nil {
-		return sandbox.Container{}, fmt.Errorf("create container: %w", err)
-	}
-	c := sandbox.Container{ID: created.ID, ImageDigest: img.ID}
-	att, err := d.cli.ContainerAttach(ctx, created.ID, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
-	if err != nil {
-		d.removeQuietly(created.ID)
-		return sandbox.Container{}, fmt.Errorf("attach container: %w", err)
-	}
-	done := make(chan struct{})
-	d.mu.Lock()
-	d.copies[created.ID] = done
-	d.mu.Unlock()
-	go func() {
-		defer close(done)
-		defer att.Close()
-		_, _ = stdcopy.StdCopy(out, out, att.Reader)
-	}()
-	if err := d.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
-		att.Close()
-		d.removeQuietly(created.ID)
-		return sandbox.Container{}, fmt.Errorf("start container: %w", err)
-	}
-	return c, nil
+	return cfg, host
 }
 
 func (d *Engine) removeQuietly(id string) {
@@ -203,7 +216,11 @@ func (d *Engine) List(ctx context.Context, labels map[string]string) ([]sandbox.
 	}
 	out := make([]sandbox.ContainerInfo, 0, len(list))
 	for _, c := range list {
-		out = append(out, sandbox.ContainerInfo{ID: c.ID, Labels: c.Labels, Running: c.State == "running"})
+		var name string
+		if len(c.Names) > 0 {
+			name = strings.TrimPrefix(c.Names[0], "/")
+		}
+		out = append(out, sandbox.ContainerInfo{ID: c.ID, Name: name, Labels: c.Labels, Running: c.State == "running"})
 	}
 	return out, nil
 }
