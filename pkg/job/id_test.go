@@ -1,6 +1,8 @@
 package job_test
 
 import (
+	"errors"
+	"fmt"
 	"sort"
 	"strings"
 	"testing"
@@ -87,4 +89,52 @@ func TestIsPrefixChar(t *testing.T) {
 	for _, r := range "ilouABZ-_./ " {
 		assert.False(t, job.IsPrefixChar(r), "%q", r)
 	}
+}
+
+func TestShortUnique(t *testing.T) {
+	at := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
+	lone := job.NewID(at.Add(-time.Hour))
+	tasks := job.NewIDs(at, 3)
+	tests := []struct {
+		name string
+		ids  []job.ID
+	}{
+		{"none", nil},
+		{"one", []job.ID{lone}},
+		{"distinct milliseconds", []job.ID{lone, job.NewID(at)}},
+		{"a sweep's tasks", append([]job.ID{lone}, tasks...)},
+		{"duplicates", []job.ID{lone, lone, tasks[0]}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := job.ShortUnique(tt.ids)
+			seen := map[string]job.ID{}
+			for _, id := range tt.ids {
+				p, ok := got[id]
+				require.True(t, ok, "no prefix for %s", id)
+				assert.True(t, strings.HasPrefix(string(id), p))
+				assert.GreaterOrEqual(t, len(p), len(id.Short()))
+				for _, other := range tt.ids {
+					if other != id {
+						assert.False(t, strings.HasPrefix(string(other), p), "%q is also a prefix of %s", p, other)
+					}
+				}
+				seen[p] = id
+			}
+		})
+	}
+	assert.Equal(t, lone.Short(), job.ShortUnique([]job.ID{lone, job.NewID(at)})[lone], "Short when that is unique")
+	got := job.ShortUnique(tasks)
+	assert.Greater(t, len(got[tasks[0]]), 10, "tasks made in one millisecond share their Short")
+}
+
+func TestLookupErrors(t *testing.T) {
+	nf := job.NotFoundf("no sweep %q among your sweeps", "zz")
+	assert.EqualError(t, nf, `no sweep "zz" among your sweeps`)
+	assert.ErrorIs(t, nf, job.ErrNotFound)
+	assert.NotErrorIs(t, nf, job.ErrAmbiguous)
+	amb := fmt.Errorf("cancel: %w", job.Ambiguousf("%q matches 2 sweeps", "01"))
+	assert.EqualError(t, amb, `cancel: "01" matches 2 sweeps`)
+	assert.ErrorIs(t, amb, job.ErrAmbiguous)
+	assert.False(t, errors.Is(amb, job.ErrNotFound))
 }

@@ -46,14 +46,20 @@ func ReadSlurmID(d Dir) string {
 	return strings.TrimSpace(string(b))
 }
 
+// maxCandidates is how many of the jobs an ambiguous prefix matches its
+// error names.
+const maxCandidates = 4
+
 // Resolve finds one job dir by ferry id, unique id prefix, or Slurm job id.
+// Its errors are ErrNotFound or ErrAmbiguous, in one line that says what to
+// do next.
 func (s Spool) Resolve(ref string) (Dir, error) {
 	ref = strings.ToLower(strings.TrimSpace(ref))
 	if ref == "" {
-		return "", fmt.Errorf("empty job id: %w", ErrNotFound)
+		return "", NotFoundf("empty job id: give one of the ids 'ferry ls' shows")
 	}
 	if strings.ContainsAny(ref, `/\`) || ref == "." || ref == ".." {
-		return "", fmt.Errorf("invalid job id %q: %w", ref, ErrNotFound)
+		return "", NotFoundf("invalid job id %q: give one of the ids 'ferry ls' shows", ref)
 	}
 	if id, err := ParseID(ref); err == nil { // a whole id: no need to list the spool
 		d := DirFor(s.Root, id)
@@ -72,20 +78,34 @@ func (s Spool) Resolve(ref string) (Dir, error) {
 			}
 		}
 	}
-	var matches []Dir
+	var matches []ID
 	for _, d := range dirs {
 		if strings.HasPrefix(string(d.ID()), ref) {
-			matches = append(matches, d)
+			matches = append(matches, d.ID())
 		}
 	}
 	switch len(matches) {
 	case 0:
-		return "", fmt.Errorf("no job %q in %s: %w", ref, s.Root, ErrNotFound)
+		return "", NotFoundf("no job %q among your jobs (see 'ferry ls')", ref)
 	case 1:
-		return matches[0], nil
-	default:
-		return "", fmt.Errorf("%q matches %d jobs (%s, %s, …): give more characters: %w", ref, len(matches), matches[0].ID().Short(), matches[1].ID().Short(), ErrAmbiguous)
+		return DirFor(s.Root, matches[0]), nil
 	}
+	return "", Ambiguousf("%q matches %d jobs: %s; give more characters", ref, len(matches), candidates(matches))
+}
+
+// candidates names the first few of ids (newest first) by prefixes that tell
+// them apart, and how many more there are.
+func candidates(ids []ID) string {
+	short := ShortUnique(ids)
+	var names []string
+	for _, id := range ids[:min(len(ids), maxCandidates)] {
+		names = append(names, short[id])
+	}
+	s := strings.Join(names, ", ")
+	if more := len(ids) - len(names); more > 0 {
+		s += fmt.Sprintf(" and %d more", more)
+	}
+	return s
 }
 
 // Within reports whether path lies inside the spool root.

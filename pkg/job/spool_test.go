@@ -1,8 +1,10 @@
 package job_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,22 +103,25 @@ func TestSpoolResolve(t *testing.T) {
 		{name: "short id", ref: c.Short(), want: c},
 		{name: "Slurm id", ref: "42", want: b},
 		{name: "other Slurm id", ref: "41", want: a},
-		{name: "ambiguous prefix", ref: string(a[:common]), wantIs: job.ErrAmbiguous, wantMsg: "matches 2 jobs"},
-		{name: "unknown id", ref: "7zzzzzzzzz", wantIs: job.ErrNotFound, wantMsg: `no job "7zzzzzzzzz"`},
-		{name: "unknown Slurm id", ref: "99", wantIs: job.ErrNotFound, wantMsg: `no job "99"`},
-		{name: "empty", ref: "  ", wantIs: job.ErrNotFound, wantMsg: "empty job id"},
-		{name: "parent dir", ref: "../x", wantIs: job.ErrNotFound, wantMsg: "invalid job id"},
-		{name: "dot dot", ref: "..", wantIs: job.ErrNotFound, wantMsg: "invalid job id"},
-		{name: "dot", ref: ".", wantIs: job.ErrNotFound, wantMsg: "invalid job id"},
-		{name: "backslash", ref: `a\b`, wantIs: job.ErrNotFound, wantMsg: "invalid job id"},
-		{name: "absolute path", ref: "/" + string(a), wantIs: job.ErrNotFound, wantMsg: "invalid job id"},
+		{name: "ambiguous prefix", ref: string(a[:common]), wantIs: job.ErrAmbiguous,
+			wantMsg: fmt.Sprintf("%q matches 2 jobs: %s, %s; give more characters", a[:common], b[:max(common+1, 10)], a[:max(common+1, 10)])},
+		{name: "unknown id", ref: "7zzzzzzzzz", wantIs: job.ErrNotFound, wantMsg: `no job "7zzzzzzzzz" among your jobs (see 'ferry ls')`},
+		{name: "unknown Slurm id", ref: "99", wantIs: job.ErrNotFound, wantMsg: `no job "99" among your jobs (see 'ferry ls')`},
+		{name: "unknown id, escaped", ref: "zz\x1b[2J", wantIs: job.ErrNotFound, wantMsg: `no job "zz\x1b[2j" among your jobs (see 'ferry ls')`},
+		{name: "empty", ref: "  ", wantIs: job.ErrNotFound, wantMsg: "empty job id: give one of the ids 'ferry ls' shows"},
+		{name: "parent dir", ref: "../x", wantIs: job.ErrNotFound, wantMsg: `invalid job id "../x": give one of the ids 'ferry ls' shows`},
+		{name: "dot dot", ref: "..", wantIs: job.ErrNotFound, wantMsg: `invalid job id "..": give one of the ids 'ferry ls' shows`},
+		{name: "dot", ref: ".", wantIs: job.ErrNotFound, wantMsg: `invalid job id ".": give one of the ids 'ferry ls' shows`},
+		{name: "backslash", ref: `a\b`, wantIs: job.ErrNotFound, wantMsg: `invalid job id "a\\b": give one of the ids 'ferry ls' shows`},
+		{name: "absolute path", ref: "/" + string(a), wantIs: job.ErrNotFound, wantMsg: `invalid job id "/` + string(a) + `": give one of the ids 'ferry ls' shows`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d, err := spool.Resolve(tt.ref)
 			if tt.wantIs != nil {
 				require.ErrorIs(t, err, tt.wantIs)
-				assert.Contains(t, err.Error(), tt.wantMsg)
+				assert.Equal(t, tt.wantMsg, err.Error(), "one line, saying it once")
+				assert.NotContains(t, err.Error(), "job not found")
 				assert.Empty(t, d)
 				return
 			}
@@ -124,6 +129,34 @@ func TestSpoolResolve(t *testing.T) {
 			assert.Equal(t, tt.want, d.ID())
 			assert.Equal(t, job.DirFor(root, tt.want), d)
 		})
+	}
+}
+
+// A sweep's tasks are made in one millisecond: their Short ids are equal,
+// so an ambiguous prefix names them by longer prefixes, a few at most, and
+// each of those resolves.
+func TestSpoolResolveAmbiguousSweep(t *testing.T) {
+	root := t.TempDir()
+	at := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
+	ids := job.NewIDs(at, 6)
+	for _, id := range ids {
+		require.NoError(t, os.MkdirAll(job.DirFor(root, id).Path(), 0o700))
+	}
+	spool := job.Spool{Root: root}
+	short := ids[0].Short()
+	_, err := spool.Resolve(short)
+	require.ErrorIs(t, err, job.ErrAmbiguous)
+	msg := err.Error()
+	prefix := fmt.Sprintf("%q matches 6 jobs: ", short)
+	require.True(t, strings.HasPrefix(msg, prefix), msg)
+	require.True(t, strings.HasSuffix(msg, " and 2 more; give more characters"), msg)
+	listed := strings.Split(strings.TrimSuffix(strings.TrimPrefix(msg, prefix), " and 2 more; give more characters"), ", ")
+	require.Len(t, listed, 4, msg)
+	for i, p := range listed {
+		assert.Greater(t, len(p), len(short), "%q does not tell the tasks apart", p)
+		d, err := spool.Resolve(p)
+		require.NoError(t, err, "listed prefix %q", p)
+		assert.Equal(t, ids[len(ids)-1-i], d.ID(), "newest first")
 	}
 }
 

@@ -143,11 +143,27 @@ func (o *Observer) List(ctx context.Context, f Filter) ([]job.Status, error) {
 	return out, nil
 }
 
+// ShortIDs gives each job in the spool the shortest prefix of its id, at
+// least Short's 10 characters, that tells it from the others: what a
+// person sees and types. A sweep's tasks share their first 10 characters.
+func (o *Observer) ShortIDs() (map[job.ID]string, error) {
+	dirs, err := o.Spool.Dirs()
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]job.ID, len(dirs))
+	for i, d := range dirs {
+		ids[i] = d.ID()
+	}
+	return job.ShortUnique(ids), nil
+}
+
 // WaitOptions tune Wait.
 type WaitOptions struct {
-	Follow io.Writer     // copy the log here as it grows; nil = don't
-	Poll   time.Duration // result.json stat interval; default 50 ms
-	Check  time.Duration // squeue interval; default 2 s
+	Follow     io.Writer     // copy the log here as it grows; nil = don't
+	FollowPath string        // the file Follow follows; "" = the job's log
+	Poll       time.Duration // result.json stat interval; default 50 ms
+	Check      time.Duration // squeue interval; default 2 s
 }
 
 // Wait blocks until the job reaches a terminal state and returns it. The
@@ -163,6 +179,9 @@ func (o *Observer) Wait(ctx context.Context, d job.Dir, opt WaitOptions) (job.St
 	var tail *Tail
 	if opt.Follow != nil {
 		tail = &Tail{Path: d.Log()}
+		if opt.FollowPath != "" {
+			tail.Path = opt.FollowPath
+		}
 	}
 	drain := func() {
 		if tail != nil {

@@ -489,3 +489,50 @@ func TestSummary(t *testing.T) {
 		assert.Equal(t, tt.want, observe.Summary(tt.st))
 	}
 }
+
+func TestWaitFollowPath(t *testing.T) {
+	root := t.TempDir()
+	d := mkJob(t, root, time.Now(), "p", "42")
+	sl := &fakeSlurm{}
+	sl.set(sjob("42", d.ID(), "RUNNING"))
+	o := &observe.Observer{Spool: job.Spool{Root: root}, Slurm: sl, User: "ann"}
+	require.NoError(t, os.WriteFile(d.Log(), []byte("program output\n"), 0o600))
+	require.NoError(t, os.WriteFile(d.SlurmOut(), []byte("batch script output\n"), 0o600))
+	writeResult(t, d, job.Succeeded, 0)
+
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := o.Wait(ctx, d, observe.WaitOptions{Follow: &out, FollowPath: d.SlurmOut(), Poll: 5 * time.Millisecond})
+	require.NoError(t, err)
+	assert.Equal(t, job.Succeeded, st.State)
+	assert.Equal(t, "batch script output\n", out.String())
+}
+
+func TestShortIDs(t *testing.T) {
+	root := t.TempDir()
+	at := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
+	lone := mkJob(t, root, at.Add(-time.Hour), "p", "")
+	tasks := job.NewIDs(at, 3)
+	for _, id := range tasks {
+		require.NoError(t, os.MkdirAll(job.DirFor(root, id).Path(), 0o700))
+	}
+	o := &observe.Observer{Spool: job.Spool{Root: root}, Slurm: &fakeSlurm{}}
+	short, err := o.ShortIDs()
+	require.NoError(t, err)
+	require.Len(t, short, 4)
+	assert.Equal(t, lone.ID().Short(), short[lone.ID()])
+	seen := map[string]bool{}
+	for _, id := range tasks {
+		p := short[id]
+		assert.False(t, seen[p], "%s twice", p)
+		seen[p] = true
+		d, err := o.Spool.Resolve(p)
+		require.NoError(t, err)
+		assert.Equal(t, id, d.ID())
+	}
+
+	short, err = (&observe.Observer{Spool: job.Spool{Root: root + "/none"}}).ShortIDs()
+	require.NoError(t, err)
+	assert.Empty(t, short)
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-hpc/ferry/pkg/cmd/factory"
+	"github.com/ferry-hpc/ferry/pkg/cmd/output"
 	"github.com/ferry-hpc/ferry/pkg/job"
 	"github.com/ferry-hpc/ferry/pkg/submit"
 )
@@ -26,12 +27,14 @@ func NewCmdCancel(f *factory.Factory, runF func(context.Context, *Options) error
 		Use:     "cancel ID...",
 		Aliases: []string{"stop"},
 		Short:   "Cancel jobs (queued or running)",
-		Long: `Cancel jobs with scancel (a sweep's id cancels all its tasks). A running job's container is stopped (SIGTERM,
-then SIGKILL after the grace period) and removed, and the job ends as
-'cancelled', not 'failed'. Its log and outputs so far stay in the job dir.
+		Long: `Cancel jobs with scancel; a sweep's id cancels all its tasks. A running
+job's container is stopped (SIGTERM, then SIGKILL after the grace period)
+and removed, and the job ends as 'cancelled', not 'failed'. Its log and
+outputs so far stay in the job dir. A job that already ended is left as
+it is (said on stderr). Prints the id of each job or sweep cancelled.
 
-` + factory.ExitCodesHelp,
-		Example: "  ferry cancel 01jd4k\n  ferry cancel 4242 4243",
+` + output.ExitCodes(factory.CodeNotFound, factory.CodeSlurm),
+		Example: "  ferry cancel 01jd4k\n  ferry cancel 4242 4243\n  ferry cancel 01jd4m   # a sweep: all its tasks",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Refs = args

@@ -3,11 +3,16 @@ package logs
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-hpc/ferry/pkg/cmd/factory"
+	"github.com/ferry-hpc/ferry/pkg/cmd/output"
 	"github.com/ferry-hpc/ferry/pkg/observe"
 )
 
@@ -17,6 +22,8 @@ type Options struct {
 	Ref    string
 	Follow bool
 	Slurm  bool
+
+	wait observe.WaitOptions // how often -f looks; tests shorten it
 }
 
 // NewCmdLogs builds `ferry logs [-f] ID`.
@@ -25,15 +32,19 @@ func NewCmdLogs(f *factory.Factory, runF func(context.Context, *Options) error) 
 	cmd := &cobra.Command{
 		Use:   "logs [-f] ID",
 		Short: "Print a job's output (stdout and stderr)",
-		Long: `Print what the job's program wrote to stdout and stderr. With -f, keep
-printing as it grows until the job ends; the exit code is then the job's
-(as with 'submit --wait').
+		Long: `Print what the job's program wrote to stdout and stderr, as it wrote it.
+With -f, keep printing as it grows until the job ends, then print how it
+ended on stderr and exit with the job's code (as 'submit --wait' does);
+Ctrl-C stops following, not the job.
 
 --slurm prints the batch script's own output (slurm.out) instead: look
 there when a job failed before its program started.
 
-` + factory.ExitCodesHelp,
-		Example: "  ferry logs 01jd4k\n  ferry logs -f 4242",
+` + output.ExitCodes(factory.CodeNotFound) + `
+With -f, once the job ended, the job's: 0 succeeded, its own code when it
+failed (1 if it has none), 130 cancelled, 124 timed out, 137 out of
+memory, 1 otherwise.`,
+		Example: "  ferry logs 01jd4k\n  ferry logs -f 4242\n  ferry logs --slurm 01jd4k",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Ref = args[0]
@@ -43,7 +54,7 @@ there when a job failed before its program started.
 			return runLogs(cmd.Context(), o)
 		},
 	}
-	cmd.Flags().BoolVarP(&o.Follow, "follow", "f", false, "follow the log until the job ends")
+	cmd.Flags().BoolVarP(&o.Follow, "follow", "f", false, "follow the log until the job ends, then exit with the job's code")
 	cmd.Flags().BoolVar(&o.Slurm, "slurm", false, "show the batch script's slurm.out instead")
 	return cmd
 }
@@ -58,6 +69,11 @@ func runLogs(ctx context.Context, o *Options) error {
 		path = d.SlurmOut()
 	}
 	if !o.Follow {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			fmt.Fprintf(o.F.IO.ErrOut, "job %s has no %s yet: it has not started, or wrote nothing (see 'ferry status %s')\n",
+				d.ID().Short(), filepath.Base(path), d.ID())
+			return nil
+		}
 		t := &observe.Tail{Path: path}
 		_, err := t.Copy(o.F.IO.Out)
 		return err
@@ -66,7 +82,9 @@ func runLogs(ctx context.Context, o *Options) error {
 	if err != nil {
 		return err
 	}
-	st, err := obs.Wait(ctx, d, observe.WaitOptions{Follow: o.F.IO.Out})
+	wait := o.wait
+	wait.Follow, wait.FollowPath = o.F.IO.Out, path
+	st, err := obs.Wait(ctx, d, wait)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil // interrupted by the user: the job goes on

@@ -3,6 +3,7 @@ package ls
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -32,9 +33,16 @@ func NewCmdLs(f *factory.Factory, runF func(context.Context, *Options) error) *c
 		Long: `List your jobs, newest first, from your spool and one squeue call
 (Redis is not needed).
 
+On a terminal: an aligned table with short ids (the shortest prefix that
+tells a job from your others; any command takes it). Piped: one job a
+line, no header, tab-separated, full ids and RFC 3339 times:
+  ID PROJECT NAME STATE SLURM NODE SUBMITTED RAN REASON
+A name or reason holding a tab, newline or other control character is
+printed quoted, with \t, \n, \x1b escapes; -o json gives it exactly.
+
 States: ` + states() + `.
 
-` + factory.ExitCodesHelp,
+` + output.ExitCodes(),
 		Example: `  ferry ls
   ferry ls --project demo --state failed
   ferry ls -o json | jq '.[] | select(.state=="running") | .id'`,
@@ -53,12 +61,27 @@ States: ` + states() + `.
 	return cmd
 }
 
+// states lists the states for the help, wrapped under "States: ".
 func states() string {
-	s := make([]string, len(job.States))
+	var b strings.Builder
+	col := len("States: ")
 	for i, st := range job.States {
-		s[i] = string(st)
+		w := string(st)
+		if i < len(job.States)-1 {
+			w += ","
+		}
+		if i > 0 {
+			if col+1+len(w) > 72 {
+				b.WriteString("\n ")
+				col = 1
+			}
+			b.WriteString(" ")
+			col++
+		}
+		b.WriteString(w)
+		col += len(w)
 	}
-	return strings.Join(s, ", ")
+	return b.String()
 }
 
 func runLs(ctx context.Context, o *Options) error {
@@ -85,24 +108,41 @@ func runLs(ctx context.Context, o *Options) error {
 	}
 	now := o.F.Now()
 	tty := o.F.IO.OutTTY
+	if len(list) == 0 && tty {
+		fmt.Fprintln(o.F.IO.ErrOut, o.none())
+		return nil
+	}
+	var short map[job.ID]string
+	if tty {
+		if short, err = obs.ShortIDs(); err != nil {
+			return err
+		}
+	}
 	rows := make([][]string, 0, len(list))
 	for _, s := range list {
 		id := string(s.ID)
-		if tty {
-			id = s.ID.Short()
+		if p, ok := short[s.ID]; ok {
+			id = p
 		}
-		name := s.Name
-		if name == "" {
-			name = "-"
-		}
-		rows = append(rows, []string{id, s.Project, name, string(s.State), s.SlurmID, dash(s.Node),
-			output.Ago(s.Submitted, now, tty), output.Duration(s.Started, s.Ended), s.Reason})
-	}
-	if len(rows) == 0 && tty {
-		o.F.IO.ErrOut.Write([]byte("no jobs yet: submit one with 'ferry submit DIR'\n"))
-		return nil
+		rows = append(rows, []string{id, s.Project, dash(s.Name), string(s.State), dash(s.SlurmID), dash(s.Node),
+			output.Ago(s.Submitted, now, tty), output.Duration(s.Started, s.Ended), dash(s.Reason)})
 	}
 	return output.Table(o.F.IO.Out, tty, []string{"ID", "PROJECT", "NAME", "STATE", "SLURM", "NODE", "SUBMITTED", "RAN", "REASON"}, rows)
+}
+
+// none says why the list is empty: no jobs at all, or none that match.
+func (o *Options) none() string {
+	var by []string
+	if o.Project != "" {
+		by = append(by, "--project "+output.Escape(o.Project))
+	}
+	if o.State != "" {
+		by = append(by, "--state "+o.State)
+	}
+	if len(by) == 0 {
+		return "no jobs yet: submit one with 'ferry submit DIR'"
+	}
+	return "no jobs match " + strings.Join(by, " ")
 }
 
 func dash(s string) string {

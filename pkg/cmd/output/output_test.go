@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ferry-hpc/ferry/pkg/cmd/factory"
 	"github.com/ferry-hpc/ferry/pkg/cmd/output"
 )
 
@@ -162,4 +164,107 @@ func TestDuration(t *testing.T) {
 			assert.Equal(t, tt.want, output.Duration(tt.from, tt.to))
 		})
 	}
+}
+
+func TestEscape(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+	}{
+		{"plain", "train resnet", "train resnet"},
+		{"empty", "", ""},
+		{"unicode letters print", "Übung 数据 ✓", "Übung 数据 ✓"},
+		{"a backslash alone is literal", `lr\d`, `lr\d`},
+		{"newline", "a\nb", `"a\nb"`},
+		{"tab", "a\tb", `"a\tb"`},
+		{"carriage return", "50%\r100%", `"50%\r100%"`},
+		{"terminal escape", "\x1b[2J\x1b[31mred", `"\x1b[2J\x1b[31mred"`},
+		{"bell and NUL", "\a\x00", `"\a\x00"`},
+		{"DEL", "a\x7fb", `"a\x7fb"`},
+		{"C1 CSI", "a\u009b31mb", `"a\u009b31mb"`},
+		{"bidi override", "abc\u202edcba", `"abc\u202edcba"`},
+		{"invalid UTF-8", "a\xffb", `"a\xffb"`},
+		{"quote and backslash escaped once quoted", "\"x\\\n", `"\"x\\\n"`},
+		{"a leading quote is quoted, never mistaken for an escape", `"a\nb"`, `"\"a\\nb\""`},
+		{"a quote inside is fine", `say "hi"`, `say "hi"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := output.Escape(tt.in)
+			assert.Equal(t, tt.want, got)
+			for _, r := range got {
+				assert.False(t, r < ' ' || r == 0x7f || (r >= 0x80 && r < 0xa0), "control character %q left in %q", r, got)
+			}
+		})
+	}
+}
+
+func TestCommand(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{nil, ""},
+		{[]string{"python3", "main.py", "--lr=0.1"}, "python3 main.py --lr=0.1"},
+		{[]string{"python3", "-c", "print(1)\nprint(2)"}, `python3 -c "print(1)\nprint(2)"`},
+		{[]string{"echo", "two words", ""}, `echo "two words" ""`},
+		{[]string{"sh", "-c", `it's "x"`}, `sh -c "it's \"x\""`},
+		{[]string{"echo", "\x1b[2J"}, `echo "\x1b[2J"`},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, output.Command(tt.args), "%q", tt.args)
+	}
+}
+
+// A job name with a tab, a newline or an escape sequence stays in its cell:
+// one line per row, as many columns as the header, nothing raw reaches the
+// terminal.
+func TestTableEscapesCells(t *testing.T) {
+	hostile := [][]string{
+		{"01hqx513r0", "a\tb\nc", "\x1b[2Jgone"},
+		{"01hqx1k840", "fine", "ok"},
+	}
+	tests := []struct {
+		name string
+		tty  bool
+		want string
+	}{
+		{
+			name: "terminal",
+			tty:  true,
+			want: "ID          STATE      PROJECT\n" +
+				"01hqx513r0  \"a\\tb\\nc\"  \"\\x1b[2Jgone\"\n" +
+				"01hqx1k840  fine       ok\n",
+		},
+		{
+			name: "pipe",
+			want: "01hqx513r0\t\"a\\tb\\nc\"\t\"\\x1b[2Jgone\"\n01hqx1k840\tfine\tok\n",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b bytes.Buffer
+			require.NoError(t, output.Table(&b, tt.tty, header, hostile))
+			assert.Equal(t, tt.want, b.String())
+			assert.NotContains(t, b.String(), "\x1b")
+			if !tt.tty {
+				for _, l := range strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n") {
+					assert.Len(t, strings.Split(l, "\t"), len(header), "line %q", l)
+				}
+			}
+		})
+	}
+	var b bytes.Buffer
+	require.NoError(t, output.Table(&b, true, []string{"#", "loss\x1b[0m"}, nil))
+	assert.Equal(t, "#  \"loss\\x1b[0m\"\n", b.String(), "headers (metric names) are escaped too")
+}
+
+func TestExitCodes(t *testing.T) {
+	assert.Equal(t, "Exit codes:\n"+
+		"  0    success\n"+
+		"  1    error (the message says what went wrong)\n"+
+		"  2    bad flags, arguments or input files", output.ExitCodes())
+	got := output.ExitCodes(factory.CodeNotFound)
+	assert.Contains(t, got, "\n  4    no such job (or not one of yours)")
+	assert.NotContains(t, got, "\n  5 ")
+	assert.Equal(t, factory.ExitCodesHelp, output.ExitCodes(factory.CodeNotFound, factory.CodeSlurm), "all codes: the whole section")
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-hpc/ferry/pkg/cmd/factory"
+	"github.com/ferry-hpc/ferry/pkg/cmd/output"
 	"github.com/ferry-hpc/ferry/pkg/job"
 )
 
@@ -26,12 +27,14 @@ func NewCmdRm(f *factory.Factory, runF func(context.Context, *Options) error) *c
 		Use:     "rm ID...",
 		Aliases: []string{"delete"},
 		Short:   "Delete finished jobs and all their files",
-		Long: `Delete finished jobs: the whole job dir (bundle, log, outputs, result) is
-removed. A job that is still queued or running is refused: cancel it
-first. Copy what you want to keep with 'ferry get' before.
+		Long: `Delete finished jobs: each one's whole job dir (bundle, log, outputs,
+result) is removed, and its id printed. A job that is still queued or
+running, or whose state Slurm cannot tell now, is refused (exit code 1):
+cancel it first. The other IDs given are removed all the same. Copy what
+you want to keep with 'ferry get' first.
 
-` + factory.ExitCodesHelp,
-		Example: "  ferry rm 01jd4k\n  ferry ls --state failed -o json | jq -r '.[].id' | xargs ferry rm",
+` + output.ExitCodes(factory.CodeNotFound),
+		Example: "  ferry rm 01jd4k\n  ferry rm 01jd4k 4242\n  ferry ls --state failed -o json | jq -r '.[].id' | xargs ferry rm",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Refs = args
@@ -46,8 +49,11 @@ first. Copy what you want to keep with 'ferry get' before.
 
 func runRm(ctx context.Context, o *Options) error {
 	return o.F.EachJob(ctx, o.Refs, nil, func(d job.Dir, st job.Status) error {
-		if !st.State.Terminal() {
-			return fmt.Errorf("job %s is %s: cancel it first with 'ferry cancel %s'", st.ID.Short(), st.State, st.ID.Short())
+		switch {
+		case st.State == job.Unknown:
+			return fmt.Errorf("job %s: not removed, Slurm cannot say now whether it still runs; try again later", st.ID.Short())
+		case !st.State.Terminal():
+			return fmt.Errorf("job %s is %s: not removed; cancel it first with 'ferry cancel %s'", st.ID.Short(), st.State, st.ID)
 		}
 		// Rename first so the job disappears at once, even if removing a
 		// large outputs dir takes a while or is interrupted.

@@ -4,7 +4,6 @@ package status
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -26,11 +25,13 @@ func NewCmdStatus(f *factory.Factory, runF func(context.Context, *Options) error
 	cmd := &cobra.Command{
 		Use:   "status ID",
 		Short: "Show one job's state, reason, exit code and times",
-		Long: `Show one job's state. ID is ferry's job id, a unique prefix of it, or
-the Slurm job id.
+		Long: `Show one job's state, why it is in it, its exit code, where and when it
+ran, and its job dir. ID is ferry's job id, a unique prefix of it, or the
+Slurm job id. A name, command or reason holding a control character is
+printed quoted, with \t, \n, \x1b escapes; -o json gives it exactly.
 
-` + factory.ExitCodesHelp,
-		Example: "  ferry status 01jd4k\n  ferry status -o json 4242",
+` + output.ExitCodes(factory.CodeNotFound),
+		Example: "  ferry status 01jd4k\n  ferry status -o json 4242 | jq -r .state",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Ref = args[0]
@@ -66,18 +67,20 @@ func runStatus(ctx context.Context, o *Options) error {
 		code = fmt.Sprint(*st.ExitCode)
 	}
 	rows := [][2]string{
-		{"id", string(st.ID)}, {"project", st.Project}, {"name", st.Name},
-		{"state", string(st.State)}, {"reason", st.Reason}, {"exit code", code},
-		{"slurm job", st.SlurmID}, {"node", st.Node}, {"image", st.Image},
-		{"command", strings.Join(st.Command, " ")},
+		{"id", string(st.ID)}, {"project", st.Project}, {"name", output.Escape(st.Name)},
+		{"state", string(st.State)}, {"reason", output.Escape(st.Reason)}, {"exit code", code},
+		{"slurm job", st.SlurmID}, {"node", output.Escape(st.Node)}, {"image", output.Escape(st.Image)},
+		{"command", output.Command(st.Command)},
 		{"submitted", fmtTime(st.Submitted)}, {"started", fmtTime(st.Started)}, {"ended", fmtTime(st.Ended)},
-		{"dir", st.Dir},
+		{"dir", output.Escape(st.Dir)},
 	}
 	for _, r := range rows {
 		if r[1] == "" {
 			r[1] = "-"
 		}
-		fmt.Fprintf(w, "%-10s %s\n", r[0]+":", r[1])
+		if _, err := fmt.Fprintf(w, "%-10s %s\n", r[0]+":", r[1]); err != nil {
+			return err
+		}
 	}
 	return nil
 }

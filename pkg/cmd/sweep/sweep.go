@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
@@ -178,19 +179,26 @@ func newCmdShow(f *factory.Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "show ID",
 		Short: "Show a sweep's tasks: params, state and latest metrics",
-		Long: `Show each task of a sweep with its params, state and the latest value of
-each metric it logged. --sort METRIC sorts by a metric, ascending;
---sort=-METRIC descending. Tasks without the metric come last.
+		Long: `Show each task of a sweep (ID is the sweep's id, as 'ferry sweep' printed
+it, or a unique prefix) with its params, state and the latest value of
+each metric it logged, one row per task in task order. --sort METRIC sorts
+by a metric's latest value, ascending; --sort=-METRIC descending. Tasks
+without the metric (yet), or whose value is not a number, come last.
 
-` + factory.ExitCodesHelp,
-		Example: "  ferry sweep show 01jd4k --sort=-accuracy\n  ferry sweep show -o json 01jd4k",
+Piped, rows are tab-separated without a header, in the columns
+# ID STATE, then the params, then the metrics, each group by name.
+A value holding a control character is printed quoted, with \t, \n, \x1b
+escapes; -o json gives it exactly.
+
+` + output.ExitCodes(factory.CodeNotFound),
+		Example: "  ferry sweep show 01jd4k --sort=-accuracy\n  ferry sweep show 01jd4k --sort loss\n  ferry sweep show -o json 01jd4k | jq '.tasks[0]'",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Ref = args[0]
 			return runShow(cmd.Context(), o)
 		},
 	}
-	cmd.Flags().StringVar(&o.Sort, "sort", "", "sort by this metric (prefix - for descending)")
+	cmd.Flags().StringVar(&o.Sort, "sort", "", "sort by this `METRIC`, ascending; -METRIC descending")
 	output.AddFlag(cmd, &o.Output)
 	return cmd
 }
@@ -201,7 +209,12 @@ func runShow(ctx context.Context, o *showOptions) error {
 		return err
 	}
 	dir, err := submit.FindSweep(cfg.SpoolRoot, o.Ref)
-	if err != nil {
+	switch {
+	case errors.Is(err, job.ErrNotFound):
+		return job.NotFoundf("no sweep %q among your sweeps: give the id 'ferry sweep' printed", strings.ToLower(strings.TrimSpace(o.Ref)))
+	case errors.Is(err, job.ErrAmbiguous):
+		return job.Ambiguousf("%q matches more than one sweep; give more characters", strings.ToLower(strings.TrimSpace(o.Ref)))
+	case err != nil:
 		return err
 	}
 	sw, err := submit.ReadSweep(dir)
@@ -227,20 +240,33 @@ func runShow(ctx context.Context, o *showOptions) error {
 		shown.Tasks = append(shown.Tasks, Row{Index: t.Index, ID: t.ID, State: st.State, Reason: st.Reason, Params: t.Params, Metrics: m})
 	}
 	if o.Sort != "" {
-		sortRows(shown.Tasks, o.Sort)
+		if !sortRows(shown.Tasks, o.Sort) {
+			fmt.Fprintf(o.F.IO.ErrOut, "no task has logged a number for %s yet: not sorted\n", output.Escape(strings.TrimPrefix(o.Sort, "-")))
+		}
 	}
 	if o.Output == output.JSON {
 		return output.WriteJSON(o.F.IO.Out, shown)
 	}
-	return table(o.F, shown)
+	var short map[job.ID]string
+	if o.F.IO.OutTTY {
+		if short, err = obs.ShortIDs(); err != nil {
+			return err
+		}
+	}
+	return table(o.F, shown, short)
 }
 
-func sortRows(rows []Row, key string) {
+// sortRows sorts rows by the metric key ("-key": descending), those without
+// a number for it last, and reports whether any row has one.
+func sortRows(rows []Row, key string) bool {
 	desc := strings.HasPrefix(key, "-")
 	key = strings.TrimPrefix(key, "-")
 	num := func(r Row) (float64, bool) {
 		v, ok := r.Metrics[key].(float64)
 		return v, ok
+	}
+	if !slices.ContainsFunc(rows, func(r Row) bool { _, ok := num(r); return ok }) {
+		return false
 	}
 	sort.SliceStable(rows, func(i, j int) bool {
 		a, aok := num(rows[i])
@@ -255,9 +281,11 @@ func sortRows(rows []Row, key string) {
 		}
 		return a < b
 	})
+	return true
 }
 
-func table(f *factory.Factory, s Shown) error {
+// table renders s; short, when set, holds the ids to show (on a terminal).
+func table(f *factory.Factory, s Shown, short map[job.ID]string) error {
 	pkeys := map[string]bool{}
 	mkeys := map[string]bool{}
 	for _, r := range s.Tasks {
@@ -274,10 +302,14 @@ func table(f *factory.Factory, s Shown) error {
 	var rows [][]string
 	for _, r := range s.Tasks {
 		id := string(r.ID)
-		if f.IO.OutTTY {
-			id = r.ID.Short()
+		if p, ok := short[r.ID]; ok {
+			id = p
 		}
-		row := []string{fmt.Sprint(r.Index), id, string(r.State)}
+		state := string(r.State)
+		if state == "" {
+			state = "-" // its dir was removed
+		}
+		row := []string{fmt.Sprint(r.Index), id, state}
 		for _, k := range ps {
 			row = append(row, cell(r.Params[k]))
 		}

@@ -1,0 +1,201 @@
+package sweep_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ferry-hpc/ferry/pkg/cmd/factory"
+	"github.com/ferry-hpc/ferry/pkg/cmd/sweep"
+	"github.com/ferry-hpc/ferry/pkg/config"
+	"github.com/ferry-hpc/ferry/pkg/job"
+	"github.com/ferry-hpc/ferry/pkg/observe/observetest"
+	"github.com/ferry-hpc/ferry/pkg/submit"
+)
+
+type env struct {
+	root        string
+	slurm       *observetest.Slurm
+	out, errOut bytes.Buffer
+	tty         bool
+}
+
+// run runs `ferry sweep args...` and returns the exit code it maps to; an
+// error is printed to errOut as ferry prints it.
+func (e *env) run(t *testing.T, args ...string) int {
+	t.Helper()
+	e.out.Reset()
+	e.errOut.Reset()
+	f := &factory.Factory{
+		IO: &factory.IOStreams{Out: &e.out, ErrOut: &e.errOut, OutTTY: e.tty},
+		Config: func() (*config.Config, error) {
+			c := config.Default()
+			c.SpoolRoot = e.root
+			return c, nil
+		},
+		Slurm: e.slurm.Client,
+		Now:   time.Now,
+	}
+	cmd := sweep.NewCmdSweep(f, nil)
+	cmd.SetArgs(args)
+	cmd.SetOut(&e.out)
+	cmd.SetErr(&e.errOut)
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	for _, c := range append(cmd.Commands(), cmd) {
+		c.SilenceUsage, c.SilenceErrors = true, true
+		c.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &factory.UsageError{Err: err} })
+	}
+	err := cmd.ExecuteContext(context.Background())
+	if err != nil {
+		e.errOut.WriteString("ferry: " + err.Error() + "\n")
+	}
+	return factory.ExitCode(err)
+}
+
+// task is one task of the test sweep: its params and what it logged.
+type task struct {
+	params  map[string]any
+	metrics []string // lines of metrics.jsonl
+	state   job.State
+}
+
+// writeSweep writes a sweep as 'ferry sweep' leaves it: the sweep record
+// and one job dir per task, each with its metrics.
+func writeSweep(t *testing.T, e *env, tasks []task) (job.ID, []job.ID) {
+	t.Helper()
+	at := time.Now().Add(-time.Hour)
+	sw := submit.Sweep{ID: job.NewID(at), Project: "grid", Submitted: at, Dir: submit.SweepDir(e.root, job.NewID(at))}
+	sw.Dir = submit.SweepDir(e.root, sw.ID)
+	ids := job.NewIDs(at, len(tasks))
+	for i, tk := range tasks {
+		d := observetest.WriteJob(t, e.root, job.Spec{ID: ids[i], Project: "grid", Submitted: at, Params: tk.params,
+			Sweep: &job.SweepRef{ID: sw.ID, Index: i}}, fmt.Sprintf("300_%d", i))
+		if tk.state != "" {
+			observetest.WriteResult(t, d, tk.state, 0)
+		}
+		if tk.metrics != nil {
+			require.NoError(t, os.WriteFile(d.Metrics(), []byte(strings.Join(tk.metrics, "\n")+"\n"), 0o600))
+		}
+		sw.Tasks = append(sw.Tasks, submit.SweepTask{Index: i, ID: ids[i], Dir: d.Path(), Params: tk.params})
+	}
+	sw.Arrays = []submit.ArrayJob{{SlurmID: "300", First: 0, Last: len(tasks) - 1}}
+	require.NoError(t, os.MkdirAll(sw.Dir, 0o700))
+	data, err := json.Marshal(sw)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(sw.Dir, submit.SweepFile), data, 0o600))
+	return sw.ID, ids
+}
+
+func metric(name string, v any) string {
+	b, _ := json.Marshal(map[string]any{"name": name, "value": v})
+	return string(b)
+}
+
+var gridTasks = []task{
+	{params: map[string]any{"lr": 0.1, "opt": "sgd"}, metrics: []string{metric("acc", 0.5), metric("acc", 0.71), metric("loss", 1.2)}, state: job.Succeeded},
+	{params: map[string]any{"lr": 0.01, "opt": "adam\tw"}, metrics: []string{metric("acc", 0.93), metric("loss", 0.4)}, state: job.Succeeded},
+	{params: map[string]any{"lr": 0.001, "opt": "\x1b[31mred"}, metrics: []string{metric("loss", 2.5)}},                                     // no acc yet
+	{params: map[string]any{"lr": 0.0001, "opt": "sgd"}, metrics: []string{metric("acc", 0.88), `{"name": "acc", "val`}, state: job.Failed}, // a partial last line
+	{params: map[string]any{"lr": 1e-5, "opt": "sgd"}, metrics: []string{metric("acc", "n/a")}},                                             // not a number
+}
+
+// The rows, piped, of the tasks in gridTasks, by index.
+func gridRows(ids []job.ID) []string {
+	return []string{
+		"0\t" + string(ids[0]) + "\tsucceeded\t0.1\tsgd\t0.71\t1.2",
+		"1\t" + string(ids[1]) + "\tsucceeded\t0.01\t\"adam\\tw\"\t0.93\t0.4",
+		"2\t" + string(ids[2]) + "\tqueued\t0.001\t\"\\x1b[31mred\"\t-\t2.5",
+		"3\t" + string(ids[3]) + "\tfailed\t0.0001\tsgd\t0.88\t-",
+		"4\t" + string(ids[4]) + "\tqueued\t1e-05\tsgd\tn/a\t-",
+	}
+}
+
+func TestSweepShowSort(t *testing.T) {
+	e := &env{root: t.TempDir(), slurm: observetest.NewSlurm(t)}
+	swID, ids := writeSweep(t, e, gridTasks)
+	rows := gridRows(ids)
+	me := observetest.Me(t)
+	for _, i := range []int{2, 4} {
+		j := observetest.Job(me, fmt.Sprintf("300_%d", i), swID, "PENDING")
+		j.ArrayJobID, j.ArrayTaskID = "300", i
+		e.slurm.Set(append(e.slurm.Jobs(), j)...)
+	}
+
+	tests := []struct {
+		name       string
+		args       []string
+		order      []int
+		wantErrOut string
+	}{
+		{name: "task order", order: []int{0, 1, 2, 3, 4}},
+		{name: "ascending", args: []string{"--sort", "acc"}, order: []int{0, 3, 1, 2, 4}},
+		{name: "descending", args: []string{"--sort=-acc"}, order: []int{1, 3, 0, 2, 4}},
+		{name: "descending, other metric", args: []string{"--sort=-loss"}, order: []int{2, 0, 1, 3, 4}},
+		{name: "a metric no task logged", args: []string{"--sort", "f1"}, order: []int{0, 1, 2, 3, 4},
+			wantErrOut: "no task has logged a number for f1 yet: not sorted\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.Equal(t, 0, e.run(t, append([]string{"show", swID.Short()}, tt.args...)...), e.errOut.String())
+			var want string
+			for _, i := range tt.order {
+				want += rows[i] + "\n"
+			}
+			assert.Equal(t, want, e.out.String())
+			assert.Equal(t, tt.wantErrOut, e.errOut.String())
+
+			require.Equal(t, 0, e.run(t, append([]string{"show", "-o", "json", string(swID)}, tt.args...)...))
+			var shown sweep.Shown
+			require.NoError(t, json.Unmarshal(e.out.Bytes(), &shown))
+			var got []int
+			for _, r := range shown.Tasks {
+				got = append(got, r.Index)
+			}
+			assert.Equal(t, tt.order, got, "-o json is sorted the same")
+		})
+	}
+}
+
+func TestSweepShowTerminal(t *testing.T) {
+	e := &env{root: t.TempDir(), slurm: observetest.NewSlurm(t), tty: true}
+	swID, ids := writeSweep(t, e, gridTasks)
+	require.Equal(t, 0, e.run(t, "show", string(swID), "--sort=-acc"))
+	lines := strings.Split(strings.TrimSuffix(e.out.String(), "\n"), "\n")
+	require.Len(t, lines, 6, e.out.String())
+	assert.Equal(t, []string{"#", "ID", "STATE", "lr", "opt", "acc", "loss"}, strings.Fields(lines[0]))
+	assert.NotContains(t, e.out.String(), "\x1b")
+	seen := map[string]bool{}
+	for i, l := range lines[1:] {
+		f := strings.Fields(l)
+		assert.False(t, seen[f[1]], "id %s shown twice: a sweep's tasks share their first 10 characters", f[1])
+		seen[f[1]] = true
+		d, err := job.Spool{Root: e.root}.Resolve(f[1])
+		require.NoError(t, err, "the id shown resolves")
+		assert.Equal(t, ids[[]int{1, 3, 0, 2, 4}[i]], d.ID())
+	}
+	assert.Contains(t, lines[4], `"\x1b[31mred"`)
+
+	require.Equal(t, 0, e.run(t, "show", "-o", "json", string(swID)))
+	var shown sweep.Shown
+	require.NoError(t, json.Unmarshal(e.out.Bytes(), &shown))
+	assert.Equal(t, "\x1b[31mred", shown.Tasks[2].Params["opt"], "-o json is exact")
+	assert.Equal(t, "adam\tw", shown.Tasks[1].Params["opt"])
+}
+
+func TestSweepShowUnknown(t *testing.T) {
+	e := &env{root: t.TempDir(), slurm: observetest.NewSlurm(t)}
+	writeSweep(t, e, gridTasks[:1])
+	assert.Equal(t, factory.CodeNotFound, e.run(t, "show", "zzzz"))
+	assert.Equal(t, "ferry: no sweep \"zzzz\" among your sweeps: give the id 'ferry sweep' printed\n", e.errOut.String())
+	assert.Empty(t, e.out.String())
+}
