@@ -24,6 +24,9 @@ type RunOptions struct {
 	// Unpack extracts the bundle into dest, refusing entries that escape it.
 	Unpack func(ctx context.Context, r io.Reader, dest string) error
 	Now    func() time.Time
+	// Began is when the batch script started (job.sbatch records it in
+	// FERRY_BATCH_START); zero = when Run starts.
+	Began time.Time
 }
 
 // Run runs one job in its sandbox and records how it ended in result.json.
@@ -34,7 +37,10 @@ func Run(ctx context.Context, o RunOptions) (*job.Result, error) {
 	if now == nil {
 		now = time.Now
 	}
-	began := now()
+	began := o.Began
+	if began.IsZero() || began.After(now()) {
+		began = now()
+	}
 	res := &job.Result{Node: o.Node, SlurmJobID: o.SlurmJobID, BatchStart: began, WrittenBy: "sandbox"}
 	spec, err := job.ReadSpec(o.JobDir)
 	if err != nil {

@@ -154,6 +154,9 @@ func Render(s Script) ([]byte, error) {
 	for _, k := range keys {
 		fmt.Fprintf(&b, "export %s=%s\n", k, Quote(s.Env[k]))
 	}
+	// The moment the batch script started, for the sandbox overhead ferry
+	// records (bash's own clock: no process is started to read it).
+	b.WriteString("export FERRY_BATCH_START=\"$EPOCHREALTIME\"\n")
 	// exec: ferry replaces the batch shell, so Slurm's signals (scancel's
 	// SIGTERM, the time limit's) reach it directly.
 	b.WriteString("exec " + Quote(s.Ferry))

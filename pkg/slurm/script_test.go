@@ -64,6 +64,7 @@ func TestRenderGolden(t *testing.T) {
 #SBATCH --output=/j/slurm.out
 #SBATCH --chdir=/j
 # Re-run by hand with: sbatch /j/job.sbatch
+export FERRY_BATCH_START="$EPOCHREALTIME"
 exec '/bin/ferry'
 `, string(got))
 	})

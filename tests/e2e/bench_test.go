@@ -112,9 +112,10 @@ func waitQueueEmpty(t *testing.T, u tuser, timeout time.Duration) {
 	t.Fatalf("%s still has jobs queued after %s", u.Name, timeout)
 }
 
-// Sandbox overhead: from the start of the Slurm batch step (ferry sandbox
-// run starting on the worker) to the first line the user's program prints
-// inside its container. Median of 20 jobs.
+// Sandbox overhead: from the start of the Slurm batch script (job.sbatch
+// records bash's $EPOCHREALTIME before it execs ferry sandbox run) to the
+// first line the user's program prints inside its container: unpacking,
+// the agent's checks, container create and start. Median of 20 jobs.
 func TestBenchSandboxOverhead(t *testing.T) {
 	u := lookup(t, alice)
 	dir, proj := project(t, u, "overhead")
@@ -133,7 +134,7 @@ func TestBenchSandboxOverhead(t *testing.T) {
 		first := time.Unix(0, int64(secs*1e9))
 		over = append(over, first.Sub(res.BatchStart))
 	}
-	bench(t, "sandbox overhead: batch start -> first line in the container: median %v, p95 %v, min %v over %d jobs (target median < 500ms)",
+	bench(t, "sandbox overhead: batch script start -> first line in the container: median %v, p95 %v, min %v over %d jobs (target median < 500ms)",
 		median(over).Round(time.Millisecond), pct(over, .95).Round(time.Millisecond), pct(over, 0).Round(time.Millisecond), runs)
 }
 
@@ -179,7 +180,8 @@ func TestBenchAgentLatency(t *testing.T) {
 	actx, stop := context.WithCancel(ctx)
 	defer stop()
 	a := &sandbox.Agent{Policy: pol, Engine: eng, Slurm: agent.Allocations{Client: sl},
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), StopGrace: time.Second}
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), StopGrace: time.Second,
+		MountRoot: filepath.Join(t.TempDir(), "mnt")}
 	go a.Serve(actx, ln)
 
 	req := sandbox.Request{SlurmJobID: sid, JobDir: jobDir, Scratch: scratch, Image: "ferry/sandbox:latest", Command: []string{"true"}}
@@ -192,12 +194,16 @@ func TestBenchAgentLatency(t *testing.T) {
 	const runs = 20
 	var viaAgent, direct []time.Duration
 	for i := range runs {
+		// The agent removes a run's scratch dir when it ends, as it does
+		// for every job: each run gets a fresh one, as from sandbox run.
+		require.NoError(t, os.MkdirAll(scratch, 0o700))
 		start := time.Now()
 		exit, err := client.Launch(ctx, req, io.Discard)
 		require.NoError(t, err)
 		require.Equal(t, 0, exit.Code)
 		viaAgent = append(viaAgent, time.Since(start))
 
+		require.NoError(t, os.MkdirAll(scratch, 0o700))
 		start = time.Now()
 		spec.Name = fmt.Sprintf("ferry-bench-direct-%s-%d", id.Short(), i)
 		c, err := eng.Start(ctx, spec, io.Discard)

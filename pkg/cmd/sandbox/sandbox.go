@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -92,6 +94,7 @@ func run(ctx context.Context, o *Options) error {
 		ScratchRoot: cfg.ScratchDir,
 		Launcher:    launcher,
 		Unpack:      unpacker(job.Dir(dir), int64(cfg.MaxBundle)),
+		Began:       batchStart(os.Getenv("FERRY_BATCH_START")),
 	})
 	if err != nil {
 		return err
@@ -135,4 +138,30 @@ func unpacker(d job.Dir, maxBytes int64) func(context.Context, io.Reader, string
 		}
 		return bundle.Unpack(ctx, r, dest, bundle.UnpackOptions{MaxBytes: maxBytes, WantHash: spec.Bundle.Hash})
 	}
+}
+
+// batchStart reads bash's $EPOCHREALTIME ("1767225600.123456"; the
+// decimal separator is the locale's) as job.sbatch recorded it; zero when
+// it is missing or does not parse.
+func batchStart(v string) time.Time {
+	sec, frac, _ := strings.Cut(strings.Replace(v, ",", ".", 1), ".")
+	s, err := strconv.ParseInt(sec, 10, 64)
+	if err != nil || s <= 0 {
+		return time.Time{}
+	}
+	var ns int64
+	if frac != "" {
+		if len(frac) > 9 {
+			frac = frac[:9]
+		}
+		n, err := strconv.ParseInt(frac, 10, 64)
+		if err != nil || n < 0 {
+			return time.Time{}
+		}
+		for range 9 - len(frac) {
+			n *= 10
+		}
+		ns = n
+	}
+	return time.Unix(s, ns)
 }

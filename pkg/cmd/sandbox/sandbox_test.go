@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -61,4 +62,22 @@ func TestUnpackerChecksTheBundle(t *testing.T) {
 		require.Error(t, err)
 		assert.True(t, errors.Is(err, bundle.ErrLimit), "want ErrLimit, got %v", err)
 	})
+}
+
+func TestBatchStart(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Time
+	}{
+		{"1767225600.123456", time.Unix(1767225600, 123456000)},
+		{"1767225600,5", time.Unix(1767225600, 500000000)},
+		{"1767225600", time.Unix(1767225600, 0)},
+		{"", time.Time{}},
+		{"soon", time.Time{}},
+		{"1767225600.-1", time.Time{}},
+		{"-5.0", time.Time{}},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, batchStart(tt.in), "%q", tt.in)
+	}
 }
