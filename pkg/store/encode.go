@@ -33,6 +33,7 @@ const (
 	fMetricsOffset = "metrics_offset"
 	fDir           = "dir"
 	fImage         = "image"
+	fSource        = "source"
 	fUpdated       = "updated"
 )
 
@@ -72,7 +73,7 @@ func compactJSON(raw json.RawMessage) string {
 
 // fields encodes j as hash fields; empty values are left out.
 func (j *Job) fields() map[string]string {
-	m := make(map[string]string, 20)
+	m := make(map[string]string, 21)
 	put := func(k, v string) {
 		if v != "" {
 			m[k] = v
@@ -105,6 +106,7 @@ func (j *Job) fields() map[string]string {
 	}
 	put(fDir, j.Dir)
 	put(fImage, j.Image)
+	put(fSource, string(j.Source))
 	put(fUpdated, formatTime(j.Updated))
 	return m
 }
@@ -119,7 +121,7 @@ func decodeJob(m map[string]string) (*Job, error) {
 		ID: job.ID(id), User: m[fUser], UID: -1, Project: m[fProject], Name: m[fName],
 		SlurmID: m[fSlurmID], ArrayIndex: -1, State: job.State(m[fState]), Reason: m[fReason],
 		Node: m[fNode], Submitted: parseTime(m[fSubmitted]), Started: parseTime(m[fStarted]),
-		Ended: parseTime(m[fEnded]), Dir: m[fDir], Image: m[fImage], Updated: parseTime(m[fUpdated]),
+		Ended: parseTime(m[fEnded]), Dir: m[fDir], Image: m[fImage], Source: Source(m[fSource]), Updated: parseTime(m[fUpdated]),
 	}
 	if v, err := strconv.Atoi(m[fUID]); err == nil {
 		j.UID = v
@@ -174,7 +176,7 @@ func Equal(a, b *Job) bool {
 		a.State == b.State && a.Reason == b.Reason && sameInt(a.ExitCode, b.ExitCode) && a.Node == b.Node &&
 		sameTime(a.Submitted, b.Submitted) && sameTime(a.Started, b.Started) && sameTime(a.Ended, b.Ended) &&
 		sameJSON(a.Params, b.Params) && sameJSON(a.Metrics, b.Metrics) &&
-		max(a.MetricsOffset, 0) == max(b.MetricsOffset, 0) && a.Dir == b.Dir && a.Image == b.Image
+		max(a.MetricsOffset, 0) == max(b.MetricsOffset, 0) && a.Dir == b.Dir && a.Image == b.Image && a.Source == b.Source
 }
 
 func sameInt(a, b *int) bool {

@@ -42,8 +42,23 @@ type Job struct {
 	MetricsOffset int64           // bytes of outputs/metrics.jsonl already read
 	Dir           string
 	Image         string
+	Source        Source    // the path that delivered the current State
 	Updated       time.Time // when the tracker last changed this hash (ignored when comparing)
 }
+
+// Source is the path by which the tracker learned a job's state: it is
+// kept with the state in the job's hash and in each state event.
+type Source string
+
+// Sources.
+const (
+	SourceHook   Source = "hook"   // Slurm's jobcomp hook (`ferryd slurm-hook`) pushed the job's end or requeue
+	SourceSqueue Source = "squeue" // a line of the squeue listing (polling)
+	SourceResult Source = "result" // the job dir's result.json, read when the job left the listing or after Slurm ended it
+	SourceCancel Source = "cancel" // the job dir's cancel marker: a job cancelled while queued left Slurm without a trace
+	SourceScan   Source = "scan"   // the spool scan found the job dir, and Slurm does not list the job (yet)
+	SourceLost   Source = "lost"   // the grace period passed with the job in neither Slurm's listing nor a result.json
+)
 
 // JobChange writes one job. Old is what the store holds (nil: nothing, or
 // unknown); only the fields that differ from Old are written. With Old nil
@@ -93,6 +108,7 @@ type Event struct {
 	Prev     job.State `json:"prev,omitempty"`
 	Reason   string    `json:"reason,omitempty"`
 	ExitCode *int      `json:"exit_code,omitempty"`
+	Source   Source    `json:"source,omitempty"` // state events: the path that delivered the change
 	At       time.Time `json:"at"`
 }
 

@@ -43,6 +43,7 @@ func TestSchema(t *testing.T) {
 	j.Ended = j.Submitted.Add(3*time.Second + 250*time.Millisecond)
 	j.Metrics = json.RawMessage(`{"loss": 0.25, "val/acc:top-1 \"x\"": 0.9, "step": 3}`)
 	j.MetricsOffset = 120
+	j.Source = store.SourceHook
 
 	gen, err := st.Apply(ctx, &store.Batch{Jobs: []store.JobChange{{New: j}}})
 	require.NoError(t, err)
@@ -64,6 +65,7 @@ func TestSchema(t *testing.T) {
 		"params":         `{"n":1000,"greeting":"hi"}`,
 		"metrics":        `{"loss":0.25,"val/acc:top-1 \"x\"":0.9,"step":3}`,
 		"metrics_offset": "120", "dir": "/home/ferry-alice/.ferry/jobs/" + string(id), "image": "ferry/sandbox:latest",
+		"source": "hook",
 	}, got)
 	_, err = time.Parse(time.RFC3339, updated)
 	assert.NoError(t, err, "updated %q", updated)
@@ -103,12 +105,13 @@ func TestApplyWritesOnlyWhatChanged(t *testing.T) {
 	srv.Do(t, "HSET", "ferry:job:"+string(id), "marker", "kept")
 
 	n := old
-	n.State, n.Reason, n.Node, n.Started = job.Running, "", "w2", time.Now()
+	n.State, n.Reason, n.Node, n.Started, n.Source = job.Running, "", "w2", time.Now(), store.SourceSqueue
 	gen, err := st.Apply(ctx, &store.Batch{Jobs: []store.JobChange{{Old: &old, New: n}}})
 	require.NoError(t, err)
 	assert.Equal(t, int64(2), gen)
 	assert.Equal(t, "kept", srv.Do(t, "HGET", "ferry:job:"+string(id), "marker"))
 	assert.Equal(t, "running", srv.Do(t, "HGET", "ferry:job:"+string(id), "state"))
+	assert.Equal(t, "squeue", srv.Do(t, "HGET", "ferry:job:"+string(id), "source"))
 	assert.Nil(t, srv.Do(t, "HGET", "ferry:job:"+string(id), "reason"), "an emptied field is deleted")
 
 	// Old nil replaces the hash whole.
@@ -122,6 +125,32 @@ func TestApplyWritesOnlyWhatChanged(t *testing.T) {
 	_, err = st.Apply(ctx, &store.Batch{Jobs: []store.JobChange{{Old: &n, New: n}}})
 	require.NoError(t, err)
 	assert.Equal(t, before, srv.Do(t, "HGET", "ferry:job:"+string(id), "updated"))
+}
+
+// Equal decides what the tracker writes: every stored field counts, the
+// update time does not.
+func TestEqual(t *testing.T) {
+	base := sample(newID(time.Now()), "ferry-alice", "p", job.Running)
+	base.Source = store.SourceSqueue
+	tests := []struct {
+		name   string
+		change func(j *store.Job)
+		equal  bool
+	}{
+		{"same", func(*store.Job) {}, true},
+		{"updated only", func(j *store.Job) { j.Updated = time.Now() }, true},
+		{"params respaced", func(j *store.Job) { j.Params = json.RawMessage(`{"n":1000,"greeting":"hi"}`) }, true},
+		{"source", func(j *store.Job) { j.Source = store.SourceHook }, false},
+		{"state", func(j *store.Job) { j.State = job.Succeeded }, false},
+		{"exit code", func(j *store.Job) { j.ExitCode = ptr(0) }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			j := base
+			tt.change(&j)
+			assert.Equal(t, tt.equal, store.Equal(&base, &j))
+		})
+	}
 }
 
 func TestPagesNewestFirst(t *testing.T) {
@@ -187,7 +216,7 @@ func TestEventStreamIsCapped(t *testing.T) {
 		var b store.Batch
 		for k := range 50 {
 			b.Events = append(b.Events, store.Event{Type: store.EventState, ID: id, User: "ferry-alice",
-				State: job.Running, Prev: job.Queued, Reason: fmt.Sprint(i*50 + k)})
+				State: job.Running, Prev: job.Queued, Reason: fmt.Sprint(i*50 + k), Source: store.SourceSqueue})
 		}
 		_, err := st.Apply(ctx, &b)
 		require.NoError(t, err)
@@ -205,6 +234,7 @@ func TestEventStreamIsCapped(t *testing.T) {
 	assert.Equal(t, id, last.ID)
 	assert.Equal(t, job.Running, last.State)
 	assert.Equal(t, job.Queued, last.Prev)
+	assert.Equal(t, store.SourceSqueue, last.Source)
 	assert.False(t, last.At.IsZero())
 
 	// The entry's own fields, for a consumer that filters without JSON.
@@ -212,7 +242,9 @@ func TestEventStreamIsCapped(t *testing.T) {
 	fields := entry[1].([]any)
 	assert.Equal(t, []any{"type", "state", "id", string(id), "user", "ferry-alice"}, fields[:6])
 	assert.Equal(t, "event", fields[6])
-	assert.True(t, json.Valid([]byte(fields[7].(string))))
+	var raw map[string]any
+	require.NoError(t, json.Unmarshal([]byte(fields[7].(string)), &raw))
+	assert.Equal(t, "squeue", raw["source"], "a state event says which path delivered it")
 
 	// Followers read what comes after the id they saw.
 	after, err := st.Events(ctx, evs[len(evs)-3].StreamID, 10)

@@ -40,7 +40,6 @@ func (t *Tracker) commit(ctx context.Context, meta map[string]string) error {
 			p.gen = t.gen + 1
 			t.inflight = p
 			t.redisFailed(err)
-			t.o.Metrics.redisError()
 			return err
 		}
 		t.redisOK()
@@ -113,7 +112,8 @@ func (t *Tracker) batch(meta map[string]string) (*store.Batch, *pending) {
 			p.jobs[id] = *e.cur
 			if e.pub == nil || e.pub.State != e.cur.State {
 				ev := store.Event{Type: store.EventState, ID: id, User: e.cur.User, Project: e.cur.Project,
-					SlurmID: e.cur.SlurmID, State: e.cur.State, Reason: e.cur.Reason, ExitCode: e.cur.ExitCode, At: now}
+					SlurmID: e.cur.SlurmID, State: e.cur.State, Reason: e.cur.Reason, ExitCode: e.cur.ExitCode,
+					Source: e.cur.Source, At: now}
 				if e.pub != nil {
 					ev.Prev = e.pub.State
 				}

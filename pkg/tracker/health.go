@@ -98,9 +98,12 @@ func (t *Tracker) slurmOK(at time.Time, took time.Duration) {
 	t.o.Metrics.slurmUp(true)
 }
 
+// redisFailed records a failed store call, whichever it was (Load,
+// Apply or Generation).
 func (t *Tracker) redisFailed(err error) {
 	t.health.redis.set("unreachable", err.Error(), t.o.Now())
 	t.o.Metrics.redisUp(false)
+	t.o.Metrics.redisError()
 }
 
 func (t *Tracker) redisOK() {

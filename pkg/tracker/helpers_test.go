@@ -7,6 +7,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/ferry-hpc/ferry/pkg/slurm"
 	"github.com/ferry-hpc/ferry/pkg/store"
 	"github.com/ferry-hpc/ferry/pkg/store/storetest"
+	"github.com/ferry-hpc/ferry/pkg/submit"
 )
 
 // fakeSlurm is a Slurm whose listing the test sets. Its output goes
@@ -135,20 +137,65 @@ func (e *env) newTracker() *Tracker {
 // submit makes a job dir as `ferry submit` does, and its Slurm line.
 func (e *env) submit(project string, params map[string]any) (job.ID, slurm.Job) {
 	e.t.Helper()
-	now := e.clock.Now()
-	id := job.NewID(now)
+	id := job.NewID(e.clock.Now())
+	e.next++
+	sid := strconv.Itoa(e.next)
+	dir := e.jobDir(id, project, params, nil, sid)
+	return id, e.line(sid, -1, id, project, dir)
+}
+
+// jobDir writes a job dir as `ferry submit` does, with the Slurm id sbatch
+// gave it ("" = none yet).
+func (e *env) jobDir(id job.ID, project string, params map[string]any, sweep *job.SweepRef, sid string) string {
+	e.t.Helper()
 	dir := filepath.Join(e.spool, string(id))
 	require.NoError(e.t, os.Mkdir(dir, 0o700))
 	spec := job.Spec{ID: id, Project: project, Name: project, Command: []string{"python3", "main.py"},
 		Image: "ferry/sandbox:latest", Resources: job.Resources{CPUs: 1}, Params: params,
-		User: e.user, UID: e.uid, GID: os.Getgid(), Submitted: now, Dir: dir}
+		User: e.user, UID: e.uid, GID: os.Getgid(), Submitted: e.clock.Now(), Dir: dir, Sweep: sweep}
 	e.writeJSON(dir, job.SpecFile, spec)
-	e.next++
-	sid := strconv.Itoa(e.next)
-	require.NoError(e.t, os.WriteFile(filepath.Join(dir, job.SlurmIDFile), []byte(sid+"\n"), 0o600))
-	return id, slurm.Job{ID: sid, RawID: sid, ArrayJobID: sid, ArrayTaskID: -1, Name: "ferry/" + project,
-		State: "PENDING", Reason: "Priority", Comment: "ferry:" + string(id), User: e.user, UID: e.uid,
-		Partition: "debug", Submit: now, TimeLimit: "1:00:00", WorkDir: dir}
+	if sid != "" {
+		require.NoError(e.t, os.WriteFile(filepath.Join(dir, job.SlurmIDFile), []byte(sid+"\n"), 0o600))
+	}
+	return dir
+}
+
+// line is the squeue line of a pending job: sid is "123" or, with task >=
+// 0, the array task's "123_4"; comment is the job's or the sweep's id.
+func (e *env) line(sid string, task int, comment job.ID, project, workDir string) slurm.Job {
+	arrayID, _, _ := strings.Cut(sid, "_")
+	raw := sid
+	if task >= 0 {
+		raw = arrayID + strconv.Itoa(1000+task)
+	}
+	return slurm.Job{ID: sid, RawID: raw, ArrayJobID: arrayID, ArrayTaskID: task, Name: "ferry/" + project,
+		State: "PENDING", Reason: "Priority", Comment: "ferry:" + string(comment), User: e.user, UID: e.uid,
+		Partition: "debug", Submit: e.clock.Now(), TimeLimit: "1:00:00", WorkDir: workDir}
+}
+
+// submitSweep makes a sweep of n tasks as `ferry submit --sweep` does: the
+// sweep's dir with its record (pkg/submit's format), one job dir per task
+// that records its array task's Slurm id (array_i), and the tasks' lines
+// (the comment names the sweep, the work dir is the sweep's).
+func (e *env) submitSweep(array string, n int) (job.ID, []job.ID, []slurm.Job) {
+	e.t.Helper()
+	now := e.clock.Now()
+	ids := job.NewIDs(now, n+1)
+	sweep, tasks := ids[0], ids[1:]
+	sdir := submit.SweepDir(e.spool, sweep)
+	require.NoError(e.t, os.MkdirAll(sdir, 0o700))
+	rec := submit.Sweep{ID: sweep, Project: "sweep", Submitted: now, Dir: sdir,
+		Arrays: []submit.ArrayJob{{SlurmID: array, First: 0, Last: n - 1}}}
+	lines := make([]slurm.Job, n)
+	for i, id := range tasks {
+		params := map[string]any{"i": i}
+		sid := array + "_" + strconv.Itoa(i)
+		dir := e.jobDir(id, "sweep", params, &job.SweepRef{ID: sweep, Index: i}, sid)
+		rec.Tasks = append(rec.Tasks, submit.SweepTask{Index: i, ID: id, Dir: dir, Params: params})
+		lines[i] = e.line(sid, i, sweep, "sweep", sdir)
+	}
+	e.writeJSON(sdir, submit.SweepFile, rec)
+	return sweep, tasks, lines
 }
 
 func (e *env) dir(id job.ID) string { return filepath.Join(e.spool, string(id)) }
@@ -184,6 +231,23 @@ func (e *env) events() []store.Event {
 	evs, err := e.st.Events(context.Background(), "", 100000)
 	require.NoError(e.t, err)
 	return evs
+}
+
+// stateSources lists the state events of one job, as "prev>state@source".
+func stateSources(evs []store.Event, id job.ID) []string {
+	var out []string
+	for _, ev := range evs {
+		if ev.Type == store.EventState && ev.ID == id {
+			out = append(out, string(ev.Prev)+">"+string(ev.State)+"@"+string(ev.Source))
+		}
+	}
+	return out
+}
+
+// hashField is one field of a job's hash, as a dashboard reads it.
+func (e *env) hashField(id job.ID, field string) any {
+	e.t.Helper()
+	return e.srv.Do(e.t, "HGET", "ferry:job:"+string(id), field)
 }
 
 // stateEvents lists the state events of one job, as "prev>state".

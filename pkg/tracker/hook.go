@@ -16,6 +16,7 @@ import (
 	"github.com/ferry-hpc/ferry/pkg/job"
 	"github.com/ferry-hpc/ferry/pkg/localsock"
 	"github.com/ferry-hpc/ferry/pkg/slurm"
+	"github.com/ferry-hpc/ferry/pkg/store"
 )
 
 // DefaultHookSocket is where the tracker listens for jobcomp events.
@@ -63,6 +64,20 @@ func (ev HookEvent) SlurmID() string {
 		return ev.JobID // not an array task (NO_VAL)
 	}
 	return ev.ArrayJobID + "_" + strconv.FormatUint(task, 10)
+}
+
+// FerryID is the ferry id the event's work dir names: a plain job's dir
+// is named by the job's id; an array task runs in its sweep's dir,
+// <spool>/.sweeps/<sweep id>. ok is false when the work dir is neither.
+func (ev HookEvent) FerryID() (id job.ID, ok bool) {
+	id, err := job.ParseID(filepath.Base(ev.WorkDir))
+	if err != nil {
+		return "", false
+	}
+	if ev.SlurmID() != ev.JobID && filepath.Base(filepath.Dir(ev.WorkDir)) != job.SweepsDir {
+		return "", false
+	}
+	return id, true
 }
 
 // SendHook gives ev to the tracker listening on socket, within the
@@ -193,33 +208,37 @@ func (t *Tracker) HandleHook(ctx context.Context, ev HookEvent) error {
 	}
 	e.slurmID = ev.SlurmID()
 	t.readResult(e)
-	t.set(e, job.Observe(e.spec, e.slurmID, sv, nil, e.res, now), now)
+	t.set(e, job.Observe(e.spec, e.slurmID, sv, nil, e.res, now), now, store.SourceHook)
 	t.readMetrics(e)
 	return t.commit(ctx, nil)
 }
 
-// hookEntry finds the job an event is about, by its job dir (plain jobs)
-// or the Slurm id its task recorded (sweep tasks), owned by the event's uid.
+// hookEntry finds the job an event is about, owned by the event's uid:
+// a plain job by its job dir; a sweep task by its sweep (the work dir of
+// its array) and the Slurm id the task recorded, so that an event of a
+// new sweep that reuses an old sweep's Slurm ids is not applied to the
+// old sweep's task.
 func (t *Tracker) hookEntry(ev HookEvent) (*entry, error) {
 	sid := ev.SlurmID()
+	id, ok := ev.FerryID()
+	if !ok {
+		return nil, fmt.Errorf("Slurm job %s: %s is not a ferry job or sweep dir", sid, ev.WorkDir)
+	}
 	if sid != ev.JobID {
-		if _, ok := t.bySlurm[sid]; !ok && t.o.Now().Sub(t.lastMiss) >= time.Second {
-			t.lastMiss = t.o.Now()
-			t.scanUser(ev.UID) // a sweep submitted since the last scan
+		k := taskKey{id, sid}
+		if _, ok := t.tasks[k]; !ok {
+			t.findTasks(id, ev.WorkDir, ev.UID, t.o.Now()) // a sweep submitted since the last scan
 		}
-		if id, ok := t.bySlurm[sid]; ok {
-			if e := t.entries[id]; e != nil && e.spec != nil && e.uid == ev.UID {
+		if tid, ok := t.tasks[k]; ok {
+			if e := t.entries[tid]; e != nil && e.spec != nil && e.sweep == id && e.uid == ev.UID {
 				return e, nil
 			}
 		}
-		return nil, fmt.Errorf("Slurm job %s: no sweep task of uid %d records this id", sid, ev.UID)
-	}
-	id, err := job.ParseID(filepath.Base(ev.WorkDir))
-	if err != nil {
-		return nil, fmt.Errorf("Slurm job %s: %s is not a ferry job dir", sid, ev.WorkDir)
+		return nil, fmt.Errorf("Slurm job %s: no task of sweep %s of uid %d records this id", sid, id, ev.UID)
 	}
 	e := t.entries[id]
 	if e == nil || e.spec == nil {
+		var err error
 		if e, err = t.resolve(id, ev.WorkDir); err != nil {
 			return nil, fmt.Errorf("Slurm job %s: %w", sid, err)
 		}

@@ -52,7 +52,7 @@ func NewMetrics() *Metrics {
 			Name: "ferry_tracker_slurm_up", Help: "1 when the last squeue answered.",
 		}),
 		redisErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "ferry_tracker_redis_errors_total", Help: "Store writes and reads that failed.",
+			Name: "ferry_tracker_redis_errors_total", Help: "Store calls that failed: reads (the store's content, its generation) and writes.",
 		}),
 		redisIsUp: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "ferry_tracker_redis_up", Help: "1 when the last store write succeeded.",
@@ -77,6 +77,9 @@ func NewMetrics() *Metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, s := range job.States {
 		m.jobsByState.WithLabelValues(string(s))
+	}
+	for _, c := range []string{"squeue", "sinfo"} {
+		m.slurmErrors.WithLabelValues(c) // 0 until the first error, not absent
 	}
 	return m
 }

@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"cmp"
 	"encoding/json"
 	"path/filepath"
 	"time"
@@ -88,7 +89,8 @@ func (t *Tracker) reconcile(l listing) {
 func (t *Tracker) plainEntry(j *slurm.Job, fid job.ID, now time.Time) *entry {
 	e := t.entries[fid]
 	if e == nil || e.spec == nil {
-		if !t.tryResolve(j.ID, now) {
+		rk := resolveKey{fid, j.ID}
+		if !t.tryResolve(rk, now) {
 			return nil
 		}
 		dir := j.WorkDir
@@ -96,13 +98,13 @@ func (t *Tracker) plainEntry(j *slurm.Job, fid job.ID, now time.Time) *entry {
 			dir = e.dir
 		}
 		if filepath.Base(dir) != string(fid) {
-			t.failedResolve(j.ID, now)
+			t.failedResolve(rk, now)
 			return nil
 		}
 		ne, err := t.resolve(fid, dir)
 		if err != nil {
 			t.o.Log.Debug("job dir", "job", fid, "slurm_id", j.ID, "err", err)
-			t.failedResolve(j.ID, now)
+			t.failedResolve(rk, now)
 			return nil
 		}
 		e = ne
@@ -113,21 +115,38 @@ func (t *Tracker) plainEntry(j *slurm.Job, fid job.ID, now time.Time) *entry {
 	return e
 }
 
+// taskKey names a sweep's array task: the sweep (the comment of its
+// array, and the name of the array's work dir) and the Slurm id the
+// task's job dir recorded ("123_4": the array and the task's index in it).
+// Slurm reuses its ids once slurmctld loses its state; with the sweep in
+// the key, a new sweep's task is never taken for an old one's.
+type taskKey struct {
+	sweep job.ID
+	slurm string
+}
+
+// indexTask records a sweep task's Slurm id.
+func (t *Tracker) indexTask(e *entry) {
+	if e.sweep != "" && e.slurmID != "" {
+		t.tasks[taskKey{e.sweep, e.slurmID}] = e.id
+	}
+}
+
 // taskEntry attributes a line of a sweep's array: the comment names the
-// sweep, the task's job dir records the task's Slurm id ("123_4").
+// sweep, the task's job dir records the task's Slurm id ("123_4"). A task
+// the tracker has not indexed under this sweep (a new sweep, or one that
+// reuses an older sweep's Slurm ids) is looked for in the sweep's dir.
 func (t *Tracker) taskEntry(j *slurm.Job, sweep job.ID, now time.Time) *entry {
-	id, ok := t.bySlurm[j.ID]
+	k := taskKey{sweep, j.ID}
+	id, ok := t.tasks[k]
 	if !ok {
-		if !t.tryResolve(j.ID, now) {
+		rk := resolveKey{sweep, j.ID}
+		if !t.tryResolve(rk, now) {
 			return nil
 		}
-		// A new sweep: its tasks' dirs are in the owner's spool.
-		if now.Sub(t.lastMiss) >= time.Second {
-			t.lastMiss = now
-			t.scanUser(j.UID)
-		}
-		if id, ok = t.bySlurm[j.ID]; !ok {
-			t.failedResolve(j.ID, now)
+		t.findTasks(sweep, j.WorkDir, j.UID, now)
+		if id, ok = t.tasks[k]; !ok {
+			t.failedResolve(rk, now)
 			return nil
 		}
 	}
@@ -145,22 +164,31 @@ const resultWait = 2 * time.Minute
 // Lines that cannot be attributed are retried every resolveRetry, not every tick.
 const resolveRetry = 30 * time.Second
 
-func (t *Tracker) tryResolve(slurmID string, now time.Time) bool {
-	at, failed := t.unresolved[slurmID]
+// resolveKey is a line that could not be attributed: the ferry id of its
+// comment (a job's or a sweep's) and its Slurm id. Both, because Slurm
+// reuses its ids: a new job's line is not held back by an old failure.
+type resolveKey struct {
+	ferry job.ID
+	slurm string
+}
+
+func (t *Tracker) tryResolve(k resolveKey, now time.Time) bool {
+	at, failed := t.unresolved[k]
 	return !failed || now.Sub(at) >= resolveRetry
 }
 
-func (t *Tracker) failedResolve(slurmID string, now time.Time) {
+func (t *Tracker) failedResolve(k resolveKey, now time.Time) {
 	if len(t.unresolved) > 100000 {
 		clear(t.unresolved)
 	}
-	t.unresolved[slurmID] = now
+	t.unresolved[k] = now
 }
 
 // listed updates a job that is in the listing.
 func (t *Tracker) listed(e *entry, j *slurm.Job, at, now time.Time) {
 	e.inSlurm, e.missingSince, e.resRead = true, time.Time{}, false
 	k := keyOf(j)
+	src := store.SourceSqueue
 	if e.cur != nil && k == e.line {
 		// Nothing Slurm says changed. A job Slurm ended from outside
 		// (scancel, time limit) gets its sandbox's record a moment later:
@@ -171,6 +199,7 @@ func (t *Tracker) listed(e *entry, j *slurm.Job, at, now time.Time) {
 		if t.readResult(e); e.res == nil || !e.res.State.Terminal() {
 			return
 		}
+		src = store.SourceResult
 	}
 	first := e.cur == nil || e.line == lineKey{}
 	e.line, e.slurmID = k, j.ID
@@ -191,7 +220,7 @@ func (t *Tracker) listed(e *entry, j *slurm.Job, at, now time.Time) {
 			return
 		}
 	}
-	t.set(e, status, at)
+	t.set(e, status, at, src)
 }
 
 // missing updates a job that is not in the listing.
@@ -212,7 +241,7 @@ func (t *Tracker) missing(e *entry, at, now time.Time) {
 	t.readResult(e)
 	e.resRead = true
 	if e.res != nil && e.res.State.Terminal() {
-		t.set(e, job.Observe(e.spec, e.slurmID, job.SlurmView{}, nil, e.res, now), at)
+		t.set(e, job.Observe(e.spec, e.slurmID, job.SlurmView{}, nil, e.res, now), at, store.SourceResult)
 		return
 	}
 	if e.cur != nil && e.cur.State.Terminal() {
@@ -221,7 +250,7 @@ func (t *Tracker) missing(e *entry, at, now time.Time) {
 	if e.files().cancelRequested() {
 		st := job.Observe(e.spec, e.slurmID, job.SlurmView{}, nil, nil, now)
 		st.State, st.Reason = job.Cancelled, "cancelled before it started"
-		t.set(e, st, at)
+		t.set(e, st, at, store.SourceCancel)
 		return
 	}
 	e.resRead = false // keep looking for a result until it is lost
@@ -229,7 +258,7 @@ func (t *Tracker) missing(e *entry, at, now time.Time) {
 		if e.cur == nil || e.cur.State == job.Unknown {
 			st := job.Observe(e.spec, e.slurmID, job.SlurmView{}, nil, nil, now)
 			st.State, st.Reason = job.Queued, "submitted"
-			t.set(e, st, at)
+			t.set(e, st, at, store.SourceScan)
 		}
 		return // maybe sbatch has not returned yet, or Slurm is catching up
 	}
@@ -240,7 +269,7 @@ func (t *Tracker) missing(e *entry, at, now time.Time) {
 		lostAt = earliest
 	}
 	e.resRead = true
-	t.set(e, job.Observe(e.spec, e.slurmID, job.SlurmView{}, nil, nil, lostAt), at)
+	t.set(e, job.Observe(e.spec, e.slurmID, job.SlurmView{}, nil, nil, lostAt), at, store.SourceLost)
 }
 
 // missingUnknown handles a job the store has but whose job dir the
@@ -251,7 +280,7 @@ func (t *Tracker) missingUnknown(e *entry, now time.Time) {
 	}
 	n := *e.pub
 	n.State, n.Reason, n.Updated = job.Lost, "Slurm no longer knows this job and its job dir cannot be read", time.Time{}
-	t.setJob(e, &n, now)
+	t.setJob(e, &n, now, store.SourceLost)
 }
 
 func (t *Tracker) readResult(e *entry) {
@@ -268,8 +297,9 @@ func (t *Tracker) readResult(e *entry) {
 	}
 }
 
-// set makes status the job's desired store state.
-func (t *Tracker) set(e *entry, st job.Status, at time.Time) {
+// set makes status the job's desired store state; src is the path that
+// delivered it.
+func (t *Tracker) set(e *entry, st job.Status, at time.Time, src store.Source) {
 	n := &store.Job{
 		ID: e.id, User: st.User, UID: e.uid, Project: st.Project, Name: st.Name, SlurmID: st.SlurmID,
 		ArrayIndex: e.arrayIndex, State: st.State, Reason: st.Reason, ExitCode: st.ExitCode, Node: st.Node,
@@ -281,12 +311,20 @@ func (t *Tracker) set(e *entry, st job.Status, at time.Time) {
 	} else if e.pub != nil {
 		n.Metrics, n.MetricsOffset = e.pub.Metrics, e.pub.MetricsOffset
 	}
-	t.setJob(e, n, at)
+	t.setJob(e, n, at, src)
 }
 
-func (t *Tracker) setJob(e *entry, n *store.Job, at time.Time) {
+// setJob makes n the job's desired store state. Its source is src when
+// the state changes; otherwise the state stands as it came, and so does
+// its source (a listing that only confirms what the hook said is no new
+// source).
+func (t *Tracker) setJob(e *entry, n *store.Job, at time.Time, src store.Source) {
 	if at.After(e.decidedAt) {
 		e.decidedAt = at
+	}
+	n.Source = src
+	if prev := cmp.Or(e.cur, e.pub); prev != nil && prev.State == n.State {
+		n.Source = prev.Source
 	}
 	if e.cur != nil && store.Equal(e.cur, n) {
 		return

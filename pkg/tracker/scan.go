@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/ferry-hpc/ferry/pkg/job"
 )
@@ -42,9 +44,7 @@ func (t *Tracker) resolve(id job.ID, path string) (*entry, error) {
 	if sweep != "" && e.slurmID == "" {
 		e.slurmID = d.slurmID()
 	}
-	if sweep != "" && e.slurmID != "" {
-		t.bySlurm[e.slurmID] = id
-	}
+	t.indexTask(e)
 	t.roots[filepath.Dir(path)] = true
 	return e, nil
 }
@@ -111,9 +111,8 @@ func (t *Tracker) scanRoots(roots map[string]bool, removals bool) {
 			e := t.entries[d.ID()]
 			if e != nil && e.spec != nil {
 				if e.sweep != "" && e.slurmID == "" {
-					if e.slurmID = e.files().slurmID(); e.slurmID != "" {
-						t.bySlurm[e.slurmID] = e.id
-					}
+					e.slurmID = e.files().slurmID()
+					t.indexTask(e)
 				}
 				continue
 			}
@@ -140,10 +139,85 @@ func (t *Tracker) scanRoots(roots map[string]bool, removals bool) {
 		t.removed = append(t.removed, e)
 		delete(t.entries, id)
 		delete(t.dirty, id)
-		if e.slurmID != "" && t.bySlurm[e.slurmID] == id {
-			delete(t.bySlurm, e.slurmID)
+		if k := (taskKey{e.sweep, e.slurmID}); e.sweep != "" && t.tasks[k] == id {
+			delete(t.tasks, k)
 		}
 	}
+}
+
+// sweepRecord is the sweep's own record in its dir (pkg/submit's
+// SweepFile); the tracker reads only which tasks the sweep has.
+const sweepRecord = "sweep.json"
+
+// maxSweepBytes bounds the sweep record read (a task's entry, params
+// included, is a few hundred bytes).
+const maxSweepBytes = 64 << 20
+
+// findTasks looks for the tasks of a sweep that a line or a hook event
+// names but the tracker has not indexed: a sweep submitted since the last
+// scan, or one that reuses the Slurm ids of an older sweep. It reads the
+// sweep's dir (the array's work dir), at most once a second per sweep;
+// when that is not where ferry puts a sweep, uid's spools.
+func (t *Tracker) findTasks(sweep job.ID, workDir string, uid int, now time.Time) {
+	if now.Sub(t.sweepScans[sweep]) < time.Second {
+		return
+	}
+	if len(t.sweepScans) > 10000 {
+		clear(t.sweepScans)
+	}
+	t.sweepScans[sweep] = now
+	err := t.scanSweep(sweep, workDir, uid)
+	if err == nil {
+		return
+	}
+	t.o.Log.Debug("sweep dir", "sweep", sweep, "dir", workDir, "err", err)
+	if now.Sub(t.lastMiss) >= time.Second {
+		t.lastMiss = now
+		t.scanUser(uid)
+	}
+}
+
+// scanSweep reads the record of sweep in its dir (<spool>/.sweeps/<id>,
+// owned by uid) and indexes its tasks: the job dirs beside the sweep's
+// that the tracker does not know yet are read, and known tasks without a
+// Slurm id read theirs. Only the spool the sweep is in is looked at,
+// whatever paths the record holds.
+func (t *Tracker) scanSweep(sweep job.ID, dir string, uid int) error {
+	if !filepath.IsAbs(dir) || filepath.Clean(dir) != dir || filepath.Base(dir) != string(sweep) ||
+		filepath.Base(filepath.Dir(dir)) != job.SweepsDir {
+		return fmt.Errorf("%q is not the dir of sweep %s", dir, sweep)
+	}
+	data, err := readIn(dir, uid, sweepRecord, maxSweepBytes)
+	if err != nil {
+		return err
+	}
+	var rec struct {
+		Tasks []struct {
+			ID string `json:"id"`
+		} `json:"tasks"`
+	}
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return fmt.Errorf("read %s: %w", filepath.Join(dir, sweepRecord), err)
+	}
+	spool := filepath.Dir(filepath.Dir(dir))
+	for _, task := range rec.Tasks {
+		id, err := job.ParseID(task.ID)
+		if err != nil || string(id) != task.ID {
+			continue
+		}
+		e := t.entries[id]
+		if e != nil && e.spec != nil {
+			if e.sweep != "" && e.slurmID == "" {
+				e.slurmID = e.files().slurmID()
+				t.indexTask(e)
+			}
+			continue
+		}
+		if _, err := t.resolve(id, job.DirFor(spool, id).Path()); err != nil {
+			t.o.Log.Debug("job dir", "sweep", sweep, "job", id, "err", err)
+		}
+	}
+	return nil
 }
 
 var homes sync.Map // uid -> home dir

@@ -51,14 +51,15 @@ type Tracker struct {
 	inflight   *pending // a batch whose outcome is unknown
 	entries    map[job.ID]*entry
 	dirty      map[job.ID]*entry
-	bySlurm    map[string]job.ID // "123_4" -> the sweep task's ferry id
-	roots      map[string]bool   // spool roots learned from job dirs
-	unresolved map[string]time.Time
+	tasks      map[taskKey]job.ID // a sweep's array task -> its ferry id
+	roots      map[string]bool    // spool roots learned from job dirs
+	unresolved map[resolveKey]time.Time
+	sweepScans map[job.ID]time.Time // the last read of each sweep's dir asked for by an unknown task
 	nodesPub   map[string]store.Node
 	nodesNew   map[string]store.Node // sinfo's answer, not yet written
 	removed    []*entry              // jobs whose dirs are gone, not yet removed from the store
 	lastScan   time.Time
-	lastMiss   time.Time // the last rescan asked for by an unknown array task
+	lastMiss   time.Time // the last scan of a user's spools asked for by an unknown array task
 	health     healthState
 	hookCh     chan HookEvent
 }
@@ -99,9 +100,10 @@ func New(o Options) *Tracker {
 		o:          o,
 		entries:    map[job.ID]*entry{},
 		dirty:      map[job.ID]*entry{},
-		bySlurm:    map[string]job.ID{},
+		tasks:      map[taskKey]job.ID{},
 		roots:      map[string]bool{},
-		unresolved: map[string]time.Time{},
+		unresolved: map[resolveKey]time.Time{},
+		sweepScans: map[job.ID]time.Time{},
 		nodesPub:   map[string]store.Node{},
 		hookCh:     make(chan HookEvent, 1024),
 	}

@@ -543,6 +543,23 @@ func TestLostReplyIsNotRepeated(t *testing.T) {
 type flakyStore struct {
 	store.Store
 	failAfter, failBefore bool
+	failLoad, failGen     bool
+}
+
+func (f *flakyStore) Load(ctx context.Context) (*store.Snapshot, error) {
+	if f.failLoad {
+		f.failLoad = false
+		return nil, errors.New("redis 127.0.0.1:6379: connection refused")
+	}
+	return f.Store.Load(ctx)
+}
+
+func (f *flakyStore) Generation(ctx context.Context) (int64, error) {
+	if f.failGen {
+		f.failGen = false
+		return 0, errors.New("redis 127.0.0.1:6379: i/o timeout")
+	}
+	return f.Store.Generation(ctx)
 }
 
 func (f *flakyStore) Apply(ctx context.Context, b *store.Batch) (int64, error) {
@@ -589,7 +606,10 @@ func TestMetricsEndpoint(t *testing.T) {
 		`ferry_tracker_tick_duration_seconds_count 2`,
 		`ferry_tracker_slurm_call_duration_seconds_count{command="squeue"} 2`,
 		`ferry_tracker_slurm_up 1`,
+		`ferry_tracker_slurm_errors_total{command="squeue"} 0`,
+		`ferry_tracker_slurm_errors_total{command="sinfo"} 0`,
 		`ferry_tracker_redis_errors_total 0`,
+		`ferry_tracker_redis_up 1`,
 		`go_goroutines`,
 	} {
 		assert.True(t, strings.Contains(string(body), want), "no %q in /metrics", want)

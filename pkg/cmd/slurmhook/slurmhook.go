@@ -4,13 +4,11 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-hpc/ferry/pkg/cmd/factory"
-	"github.com/ferry-hpc/ferry/pkg/job"
 	"github.com/ferry-hpc/ferry/pkg/tracker"
 )
 
@@ -33,7 +31,8 @@ func NewCmdSlurmHook(f *factory.Factory, runF func(context.Context, *Options) er
 job ends or is requeued. It reads the job from its environment (JOBID,
 JOBSTATE, WORK_DIR, UID, ...) and hands it to the tracker over its unix
 socket, waiting at most --timeout: it never talks to Redis and never holds
-slurmctld up for long. Jobs that are not ferry's are skipped. Polling
+slurmctld up for long. Jobs that are not ferry's (whose work dir is not a
+ferry job dir, or for an array task a ferry sweep's dir) are skipped. Polling
 catches whatever this misses.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -53,12 +52,10 @@ func run(ctx context.Context, o *Options) error {
 	if err != nil {
 		return factory.Usagef("%v", err)
 	}
-	// A plain job whose work dir is not a ferry job dir is not ferry's.
-	// (An array task's work dir is its sweep's: let the tracker decide.)
-	if ev.SlurmID() == ev.JobID {
-		if _, err := job.ParseID(filepath.Base(ev.WorkDir)); err != nil {
-			return nil
-		}
+	// A job whose work dir is not a ferry job dir (an array task: a ferry
+	// sweep's dir) is not ferry's.
+	if _, ok := ev.FerryID(); !ok {
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()

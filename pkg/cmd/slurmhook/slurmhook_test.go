@@ -82,3 +82,56 @@ func TestSlurmHook(t *testing.T) {
 	err = hookCmd(t, sock, map[string]string{})
 	assert.Equal(t, factory.CodeUsage, factory.ExitCode(err))
 }
+
+// Only ferry's jobs reach the tracker: a plain job in a ferry job dir, an
+// array task in a ferry sweep's dir.
+func TestSlurmHookSendsOnlyFerrysJobs(t *testing.T) {
+	const id = "01m81j9cen5w8ma61gam260fq6"
+	tests := []struct {
+		name    string
+		workDir string
+		array   bool
+		sent    bool
+	}{
+		{"plain job in its job dir", "/home/ferry-alice/.ferry/jobs/" + id, false, true},
+		{"plain job elsewhere", "/home/ferry-alice/project", false, false},
+		{"array task in a sweep's dir", "/home/ferry-alice/.ferry/jobs/.sweeps/" + id, true, true},
+		{"array task in a job dir", "/home/ferry-alice/.ferry/jobs/" + id, true, false},
+		{"array task elsewhere", "/home/ferry-alice/project", true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sock := filepath.Join(t.TempDir(), "tracker.sock")
+			ln, err := net.Listen("unix", sock)
+			require.NoError(t, err)
+			defer ln.Close()
+			got := make(chan tracker.HookEvent, 1)
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				var ev tracker.HookEvent
+				_ = json.NewDecoder(bufio.NewReader(c)).Decode(&ev)
+				got <- ev
+				_, _ = c.Write([]byte("ok\n"))
+			}()
+			env := map[string]string{"JOBID": "57", "JOBSTATE": "COMPLETED", "EXITCODE": "0:0", "UID": "2101",
+				"WORK_DIR": tt.workDir, "ARRAYJOBID": "0", "ARRAYTASKID": "4294967294"}
+			if tt.array {
+				env["ARRAYJOBID"], env["ARRAYTASKID"] = "50", "7"
+			}
+			require.NoError(t, hookCmd(t, sock, env))
+			select {
+			case ev := <-got:
+				assert.True(t, tt.sent, "sent %+v", ev)
+				if tt.array {
+					assert.Equal(t, "50_7", ev.SlurmID())
+				}
+			case <-time.After(100 * time.Millisecond):
+				assert.False(t, tt.sent, "nothing reached the socket")
+			}
+		})
+	}
+}
