@@ -378,8 +378,12 @@ start_tracker() {
 			return 0
 		fi
 	fi
-	log "starting ferryd tracker"
-	setsid nohup "$FERRYD_BIN" tracker </dev/null >>"$TRACKER_LOG" 2>&1 &
+	# FERRY_TRACKER_ARGS: extra flags, for tests (e.g. --tick 1h: only
+	# the jobcomp hook delivers states).
+	local -a extra=()
+	read -r -a extra <<<"${FERRY_TRACKER_ARGS:-}"
+	log "starting ferryd tracker ${extra[*]}"
+	setsid nohup "$FERRYD_BIN" tracker "${extra[@]}" </dev/null >>"$TRACKER_LOG" 2>&1 &
 	echo $! >"$TRACKER_PID"
 	state_add tracker "$TRACKER_PID" ferryd
 	if ! wait_until 20 "the tracker to report healthy" "$FERRYD_BIN" tracker --health; then
