@@ -117,6 +117,7 @@ func TestCancelRunningJob(t *testing.T) {
 	res := readResult(t, s.Dir)
 	assert.Equal(t, job.Cancelled, res.State)
 	assert.Equal(t, "sandbox", res.WrittenBy)
+	assertNoScratch(t, s.ID, 15*time.Second)
 }
 
 // When the batch script dies by SIGKILL (no trap can run), the job still
@@ -142,6 +143,133 @@ func TestSigkilledBatchScriptLeavesNoContainer(t *testing.T) {
 	fi, err := os.Stat(filepath.Join(s.Dir, job.ResultFile))
 	require.NoError(t, err)
 	assert.Equal(t, uint32(u.UID), fi.Sys().(*syscall.Stat_t).Uid, "the epilog writes result.json as the user's file")
+	assertNoScratch(t, s.ID, 15*time.Second)
+}
+
+// With the agent down as well, a SIGKILLed batch script still leaves no
+// container: the epilog finds the agent gone and removes the job's
+// containers through the Docker API itself, and records the end.
+func TestSigkilledBatchScriptWithAgentDown(t *testing.T) {
+	u := lookup(t, alice)
+	dir, proj := project(t, u, "killboth")
+	s := submit(t, u, dir, proj, "--", "sleep", "600")
+	waitContainer(t, s.ID, 60*time.Second)
+	node := status(t, u, s.ID).Node
+	pid := sandboxPID(t, s.Dir)
+	// Freeze the job's sandbox process, so it cannot react, then take the
+	// agent away, then kill the batch script: nobody but the epilog is
+	// left to clean up.
+	require.NoError(t, syscall.Kill(pid, syscall.SIGSTOP))
+	killAgent(t, node)
+	t.Cleanup(func() { restartAgent(t, node) })
+	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+
+	waitNoContainers(t, s.ID, 15*time.Second)
+	st := waitState(t, u, s.ID, 30*time.Second, func(st job.Status) bool {
+		_, err := os.Stat(filepath.Join(s.Dir, job.ResultFile))
+		return st.State.Terminal() && err == nil
+	})
+	assert.Equal(t, job.Failed, st.State)
+	assert.Contains(t, st.Reason, "sandbox process was killed")
+	assert.Contains(t, st.Reason, "the epilog removed its container")
+	res := readResult(t, s.Dir)
+	assert.Equal(t, "epilog", res.WrittenBy)
+	epilog, err := os.ReadFile("/var/log/ferry/epilog.log")
+	require.NoError(t, err)
+	assert.Contains(t, string(epilog), "removing job "+s.SlurmID+"'s containers directly")
+	assertNoScratch(t, s.ID, 15*time.Second)
+}
+
+// assertNoScratch waits until no scratch dir of the job is left on the
+// workers' node-local scratch root.
+func assertNoScratch(t *testing.T, id string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		left, err := filepath.Glob("/var/tmp/ferry/" + id + ".*")
+		require.NoError(t, err)
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("scratch dirs of job %s left on the node after %s: %v", id, timeout, left)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// clear-queue cancels only the caller's own queued jobs (of one project
+// when asked), never a running job or another user's; rm refuses a job
+// that has not ended and removes one that has; logs prints a job's log,
+// and logs -f follows it to the end.
+func TestClearQueueRmLogs(t *testing.T) {
+	u := lookup(t, alice)
+	b := lookup(t, bob)
+	dir, proj := project(t, u, "q")
+	otherDir, other := project(t, u, "other")
+	bdir, bproj := project(t, b, "q")
+
+	// Two running jobs take both workers; the rest queue behind them.
+	var running []submitted
+	for range 2 {
+		running = append(running, submit(t, u, dir, proj, "--", "sh", "-c", "echo started; sleep 600"))
+	}
+	for _, s := range running {
+		t.Cleanup(func() { ferry(t, u, dir, "cancel", s.ID) })
+		waitState(t, u, s.ID, 90*time.Second, func(st job.Status) bool { return st.State == job.Running })
+	}
+	queuedQ := submit(t, u, dir, proj, "--", "true")
+	queuedOther := submit(t, u, otherDir, other, "--", "true")
+	bobs := submit(t, b, bdir, bproj, "--", "true")
+	t.Cleanup(func() { ferry(t, b, bdir, "cancel", bobs.ID) })
+	for _, s := range []submitted{queuedQ, queuedOther} {
+		assert.Equal(t, job.Queued, status(t, u, s.ID).State)
+	}
+
+	r := ferry(t, u, dir, "clear-queue", "--project", "q")
+	require.Equal(t, 0, r.Code, r.String())
+	// piped: one line per cancelled job, id, Slurm id and project
+	assert.Equal(t, queuedQ.ID+"\t"+queuedQ.SlurmID+"\tq\n", r.Out, "cancelled only alice's queued job of project q")
+	r = ferry(t, u, dir, "clear-queue")
+	require.Equal(t, 0, r.Code, r.String())
+	assert.Equal(t, queuedOther.ID+"\t"+queuedOther.SlurmID+"\tother\n", r.Out)
+	for _, s := range []submitted{queuedQ, queuedOther} {
+		st := waitState(t, u, s.ID, 30*time.Second, func(st job.Status) bool { return st.State.Terminal() })
+		assert.Equal(t, job.Cancelled, st.State, st.Reason)
+	}
+	for _, s := range running {
+		assert.Equal(t, job.Running, status(t, u, s.ID).State, "a running job is not clear-queue's")
+	}
+	assert.Equal(t, job.Queued, status(t, b, bobs.ID).State, "bob's queued job is not alice's to clear")
+
+	// logs: what the running job printed so far.
+	r = ferry(t, u, dir, "logs", running[0].ID)
+	require.Equal(t, 0, r.Code, r.String())
+	assert.Equal(t, "started\n", r.Out)
+
+	// rm: not while it runs; a finished job's dir goes entirely.
+	r = ferry(t, u, dir, "rm", running[0].ID)
+	assert.NotEqual(t, 0, r.Code, r.String())
+	assert.Contains(t, r.Err, "running")
+	assert.Equal(t, 1, strings.Count(strings.TrimSpace(r.Err), "\n")+1, "one line: %q", r.Err)
+	assert.DirExists(t, running[0].Dir)
+
+	r = ferry(t, u, dir, "rm", queuedQ.ID, queuedOther.ID)
+	require.Equal(t, 0, r.Code, r.String())
+	assert.NoDirExists(t, queuedQ.Dir)
+	assert.NoDirExists(t, queuedOther.Dir)
+	r = ferry(t, u, dir, "status", queuedQ.ID)
+	assert.Equal(t, 4, r.Code, "a removed job is unknown: %s", r)
+
+	// logs -f follows a job to its end.
+	for _, s := range running {
+		ferry(t, u, dir, "cancel", s.ID)
+	}
+	f := submit(t, u, dir, proj, "--", "sh", "-c", "for i in 1 2 3; do echo tick $i; sleep 0.5; done")
+	r = ferry(t, u, dir, "logs", "-f", f.ID)
+	require.Equal(t, 0, r.Code, r.String())
+	assert.Equal(t, "tick 1\ntick 2\ntick 3\n", r.Out)
+	assert.True(t, status(t, u, f.ID).State.Terminal(), "logs -f returned only when the job ended")
 }
 
 // sandboxPID finds the `ferry sandbox run` process of a job dir.
@@ -172,15 +300,20 @@ func TestBothWorkersExclusive(t *testing.T) {
 	dir, proj := project(t, u, "spread")
 	const n = 6
 	ids := make([]submitted, n)
+	runs := make([]result, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Add(1)
-		go func() {
+		go func() { // no require in a goroutine: collect, then check
 			defer wg.Done()
-			ids[i] = submit(t, u, dir, proj, "--", "sleep", "1.5")
+			runs[i] = ferry(t, u, dir, "submit", "-o", "json", proj, "--", "sleep", "1.5")
 		}()
 	}
 	wg.Wait()
+	for i, r := range runs {
+		require.Equal(t, 0, r.Code, r.String())
+		require.NoError(t, json.Unmarshal([]byte(r.Out), &ids[i]), r.String())
+	}
 	type span struct {
 		node       string
 		start, end time.Time
