@@ -57,14 +57,17 @@ type Bundle struct {
 }
 
 var (
-	projectRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+	// The length is checked apart: a counted repetition such as {0,62}
+	// compiles into 62 states, and every ferry command paid for that at
+	// start-up.
+	projectRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 	envKeyRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
 // ValidateProject checks a project name: it ends up in the Slurm job name and
 // in Redis keys, so it is kept to a safe alphabet.
 func ValidateProject(p string) error {
-	if !projectRE.MatchString(p) {
+	if len(p) > 63 || !projectRE.MatchString(p) {
 		return fmt.Errorf("invalid project name %q: use letters, digits, '.', '_' and '-', starting with a letter or digit, at most 63 characters", p)
 	}
 	return nil

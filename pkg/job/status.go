@@ -7,7 +7,8 @@ import (
 
 // SlurmView is what Slurm said about a job in one listing.
 type SlurmView struct {
-	Known  bool // the job is in Slurm's listing
+	Known  bool   // the job is in Slurm's listing
+	ID     string // its Slurm id there
 	State  State
 	Reason string
 	Node   string
@@ -47,6 +48,9 @@ func Observe(spec *Spec, slurmID string, sv SlurmView, slurmErr error, res *Resu
 
 // ObserveWithDesire is Observe knowing whether the user asked to cancel.
 func ObserveWithDesire(spec *Spec, slurmID string, sv SlurmView, slurmErr error, res *Result, cancelRequested bool, now time.Time) Status {
+	if slurmID == "" && sv.Known {
+		slurmID = sv.ID // the hint file is not written yet, or was lost
+	}
 	st := Status{
 		ID: spec.ID, Project: spec.Project, Name: spec.Name, User: spec.User, SlurmID: slurmID,
 		Image: spec.Image, Command: spec.Command, Submitted: spec.Submitted, Dir: spec.Dir,
@@ -72,8 +76,6 @@ func ObserveWithDesire(spec *Spec, slurmID string, sv SlurmView, slurmErr error,
 		return st
 	}
 	switch {
-	case slurmID == "":
-		st.State, st.Reason = Lost, "never reached Slurm: sbatch failed or was interrupted"
 	case slurmErr != nil:
 		st.State, st.Reason = Unknown, "Slurm did not answer: "+slurmErr.Error()
 	case sv.Known && sv.State.Terminal():
@@ -92,7 +94,9 @@ func ObserveWithDesire(spec *Spec, slurmID string, sv SlurmView, slurmErr error,
 	case cancelRequested:
 		st.State, st.Reason = Cancelled, "cancelled before it started"
 	case now.Sub(spec.Submitted) < LostAfter:
-		st.State, st.Reason = Queued, "submitted"
+		st.State, st.Reason = Queued, "submitted" // sbatch may not have returned yet
+	case slurmID == "":
+		st.State, st.Reason = Lost, "never reached Slurm: sbatch failed or was interrupted"
 	default:
 		st.State, st.Reason = Lost, "Slurm no longer knows this job and it left no result.json"
 	}

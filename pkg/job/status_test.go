@@ -139,12 +139,12 @@ func TestObserve(t *testing.T) {
 			wantState: job.Lost, wantReason: "never reached Slurm",
 		},
 		{
-			name: "no slurm id, submitted just now", age: time.Second,
-			wantState: job.Lost, wantReason: "never reached Slurm",
+			name: "no slurm id, submitted just now (sbatch has not returned)", age: time.Second,
+			wantState: job.Queued, wantReason: "submitted",
 		},
 		{
 			name: "no slurm id, Slurm error", slurmErr: slurmDown,
-			wantState: job.Lost, wantReason: "never reached Slurm",
+			wantState: job.Unknown, wantReason: "Slurm did not answer",
 		},
 	}
 	for _, tt := range tests {

@@ -73,7 +73,7 @@ func (o *Observer) list(ctx context.Context, ids []string) (views, error) {
 			continue // anyone may write any comment on their own jobs
 		}
 		st, reason := j.Observed()
-		sv := job.SlurmView{Known: true, State: st, Reason: reason, Node: j.Nodes, Start: j.Start, End: j.End}
+		sv := job.SlurmView{Known: true, ID: j.ID, State: st, Reason: reason, Node: j.Nodes, Start: j.Start, End: j.End}
 		if j.ArrayTaskID >= 0 {
 			v.byTask[j.ID] = taskView{sweep: id, view: sv}
 			continue
@@ -103,6 +103,10 @@ func (o *Observer) Status(ctx context.Context, d job.Dir) (job.Status, error) {
 	var serr error
 	if sid := job.ReadSlurmID(d); sid != "" {
 		v, serr = o.list(ctx, []string{sid})
+	} else if spec.Sweep == nil && !hasResult(d) {
+		// No Slurm id recorded (yet, or lost in a crash): the caller's
+		// listing finds the job by its comment.
+		v, serr = o.list(ctx, nil)
 	}
 	return observeDir(d, spec, v, serr, o.now()), nil
 }
@@ -275,4 +279,9 @@ func Summary(st job.Status) string {
 		fmt.Fprintf(&b, " (ran %s on %s)", st.Ended.Sub(st.Started).Round(10*time.Millisecond), st.Node)
 	}
 	return b.String()
+}
+
+func hasResult(d job.Dir) bool {
+	_, err := os.Stat(d.Result())
+	return err == nil
 }

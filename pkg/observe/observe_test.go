@@ -220,14 +220,28 @@ func TestStatus(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, job.Succeeded, st.State)
 
-	// A job without a Slurm id does not ask Slurm at all.
+	// A job without a Slurm id (a submit in flight, or the hint lost in a
+	// crash) is looked for among the caller's jobs, by its comment.
+	sl.mu.Lock()
+	sl.err = nil
+	sl.mu.Unlock()
 	before := len(sl.calls())
-	never := mkJob(t, root, now, "p", "")
+	noHint := mkJob(t, root, now, "p", "")
+	sl.set(sjob("77", noHint.ID(), "RUNNING"))
+	st, err = o.Status(context.Background(), noHint)
+	require.NoError(t, err)
+	assert.Equal(t, job.Running, st.State)
+	assert.Equal(t, []slurm.Query{{User: "ann"}}, sl.calls()[before:], "one listing of the caller's jobs")
+
+	assert.Equal(t, "77", st.SlurmID, "the Slurm id from the listing")
+
+	// One that Slurm does not list either, a minute after it was
+	// submitted, never reached it.
+	never := mkJob(t, root, now.Add(-2*time.Minute), "p", "")
 	st, err = o.Status(context.Background(), never)
 	require.NoError(t, err)
 	assert.Equal(t, job.Lost, st.State)
 	assert.Contains(t, st.Reason, "never reached Slurm")
-	assert.Len(t, sl.calls(), before)
 }
 
 func TestStatusNoSpec(t *testing.T) {
