@@ -48,7 +48,7 @@ type Sbatcher interface {
 // partitionRE is what a Slurm partition name may hold here: anything else
 // would be refused later, by the script renderer or by sbatch, with a
 // message about internals.
-var partitionRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+var partitionRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 
 // Submitter submits jobs for the calling user.
 type Submitter struct {
@@ -136,7 +136,7 @@ func (s *Submitter) BuildSpec(req Request) (*job.Spec, error) {
 	spec.Params = map[string]any{}
 	maps.Copy(spec.Params, jf.Params)
 	maps.Copy(spec.Params, req.Params)
-	if spec.Partition != "" && !partitionRE.MatchString(spec.Partition) {
+	if spec.Partition != "" && (len(spec.Partition) > 64 || !partitionRE.MatchString(spec.Partition)) {
 		return nil, bad("partition %q is not a Slurm partition name (letters, digits, . _ -); 'sinfo -s' lists them", spec.Partition)
 	}
 	if err := spec.Validate(); err != nil {
@@ -274,7 +274,10 @@ func (s *Submitter) SubmitSpec(ctx context.Context, spec *job.Spec) (*Submitted,
 		}
 		return nil, fmt.Errorf("job %s not submitted: %w", spec.ID.Short(), perr)
 	}
-	if err := atomicfile.Write(final.SlurmID(), []byte(slurmID+"\n"), 0o600); err != nil {
+	// The Slurm id is a hint for lookups by Slurm id: Slurm itself lists
+	// the job by its comment (ferry:<id>), so it is renamed into place but
+	// not made durable, which would only lengthen every submit.
+	if err := writeHint(final.SlurmID(), []byte(slurmID+"\n")); err != nil {
 		return nil, fmt.Errorf("record Slurm id %s for job %s: %w", slurmID, spec.ID, err)
 	}
 	return &Submitted{Spec: spec, SlurmID: slurmID, Dir: final}, nil
@@ -327,6 +330,20 @@ func (s *Submitter) packInto(ctx context.Context, spec *job.Spec, d job.Dir, spo
 	}
 	if !hit {
 		cache.put(key, d.Bundle(), info)
+	}
+	return nil
+}
+
+// writeHint writes a small file atomically (temp file and rename) without
+// waiting for the disk.
+func writeHint(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
+		return err
 	}
 	return nil
 }
