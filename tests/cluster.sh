@@ -66,16 +66,18 @@ redis_ok() { [[ $(redis_ping) == PONG ]]; }
 
 # Nodes answer (any state without '*', drain or down).
 nodes_ready() {
-	local n st ok=0
+	# sinfo -N prints a node once per partition: count each node once.
+	local n st
+	local -A ok=()
 	while read -r n st; do
 		case $st in
-		idle | mix | alloc | comp) ok=$((ok + 1)) ;;
+		idle | mix | alloc | comp) ok[$n]=1 ;;
 		esac
 	done < <(sinfo -h -N -n "$(
 		IFS=,
 		echo "${NODES[*]}"
 	)" -o '%N %t' 2>/dev/null)
-	((ok == ${#NODES[@]}))
+	((${#ok[@]} == ${#NODES[@]}))
 }
 
 tracker_supported() {
