@@ -84,6 +84,14 @@ if ((have_pkg == 0)); then
 	brc=${PIPESTATUS[0]}
 	set -e
 	((brc == 0)) || ((rc != 0)) || rc=$brc
+	# The tracker against the real Slurm holding 10,000 ferry jobs, last:
+	# its cancelled jobs stay in Slurm's listing for MinJobAge.
+	log "BENCH tracker at 10,000 real Slurm jobs: FERRY_BENCH_SLURM=1 go test -run TestBenchTrackerRealSlurm ./pkg/tracker/"
+	set +e
+	FERRY_BENCH_SLURM=1 go test -count=1 -v -timeout 30m -run TestBenchTrackerRealSlurm ./pkg/tracker/ 2>&1 | tee -a "$TEST_LOG"
+	brc=${PIPESTATUS[0]}
+	set -e
+	((brc == 0)) || ((rc != 0)) || rc=$brc
 fi
 ((py_rc == 0)) || ((rc != 0)) || rc=1
 
