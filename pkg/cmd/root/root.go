@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -76,8 +77,8 @@ func Base(f *factory.Factory, use, short, long string) *cobra.Command {
 	}
 	cmd.SetOut(f.IO.Out)
 	cmd.SetErr(f.IO.ErrOut)
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return &factory.UsageError{Err: err}
+	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return factory.Usagef("%v (see '%s --help')", err, c.CommandPath())
 	})
 	return cmd
 }
@@ -93,16 +94,59 @@ func Run(version string, newRoot func(*factory.Factory) *cobra.Command) int {
 	defer stop()
 	f := factory.New(version)
 	cmd := newRoot(f)
-	err := cmd.ExecuteContext(ctx)
+	err := execute(ctx, cmd)
 	if err != nil && !factory.Silent(err) {
-		name := cmd.Name()
-		fmt.Fprintln(f.IO.ErrOut, name+": "+oneLine(err))
-		var ue *factory.UsageError
-		if errors.As(err, &ue) && strings.Contains(err.Error(), "flag") {
-			fmt.Fprintf(f.IO.ErrOut, "Run '%s --help' or '%s COMMAND --help' for usage.\n", name, name)
-		}
+		fmt.Fprintln(f.IO.ErrOut, cmd.Name()+": "+oneLine(err))
 	}
 	return factory.ExitCode(err)
+}
+
+// execute runs the command tree; a command line it cannot read (an unknown
+// command, a wrong number of arguments, a bad flag) is a usage error.
+func execute(ctx context.Context, cmd *cobra.Command) error {
+	argsAreUsage(cmd)
+	err := cmd.ExecuteContext(ctx)
+	if err != nil && strings.HasPrefix(err.Error(), "unknown command ") {
+		// cobra's own error, untyped.
+		err = factory.Usagef("%v (see '%s --help')", unknownCommand(err.Error()), cmd.Name())
+	}
+	return err
+}
+
+// argsAreUsage makes a wrong number of arguments a usage error (exit code
+// 2) that points at the command's help, for every command in the tree.
+func argsAreUsage(c *cobra.Command) {
+	if c.Args != nil {
+		check := c.Args
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			err := check(cmd, args)
+			var ue *factory.UsageError
+			if err == nil || errors.As(err, &ue) {
+				return err
+			}
+			name := strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
+			return factory.Usagef("%s %v (see '%s --help')", name, err, cmd.CommandPath())
+		}
+	}
+	for _, sub := range c.Commands() {
+		argsAreUsage(sub)
+	}
+}
+
+// unknownCommand rewrites cobra's several-line "unknown command" message
+// (with its "Did you mean this?" list) as one line.
+func unknownCommand(msg string) error {
+	lines := strings.Split(msg, "\n")
+	var maybe []string
+	for _, l := range lines[1:] {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "Did you mean") {
+			maybe = append(maybe, strconv.Quote(l))
+		}
+	}
+	if len(maybe) > 0 {
+		return fmt.Errorf("%s; did you mean %s?", lines[0], strings.Join(maybe, " or "))
+	}
+	return errors.New(lines[0])
 }
 
 func oneLine(err error) string {
