@@ -99,11 +99,12 @@ class Sweep:
         """``ferry sweep show -o json``: one row per task, {index, id, state,
         params, metrics: {name: latest value}}, sorted by a metric if asked
         (tasks without it last)."""
-        doc = _cli.run_json(["sweep", "show", "-o", "json", self.id])
-        rows = list(doc.get("tasks") or [])
+        args = ["sweep", "show", "-o", "json"]
         if sort:
-            rows.sort(key=lambda r: _sort_key(r, sort, descending))
-        else:
+            args.append(f"--sort={'-' if descending else ''}{sort}")
+        doc = _cli.run_json([*args, self.id])
+        rows = list(doc.get("tasks") or [])
+        if not sort:
             rows.sort(key=lambda r: r.get("index", 0))
         return rows
 
@@ -164,13 +165,6 @@ def _num(v: Any) -> float | None:
     if isinstance(v, (int, float)):
         return None if isinstance(v, float) and math.isnan(v) else float(v)
     return None
-
-
-def _sort_key(row: dict, metric: str, descending: bool):
-    v = _num((row.get("metrics") or {}).get(metric))
-    if v is None:
-        return (1, 0.0, row.get("index", 0))
-    return (0, -v if descending else v, row.get("index", 0))
 
 
 def _keys(rows: list[dict]) -> tuple[list[str], list[str]]:

@@ -93,7 +93,7 @@ def main():
         print(json.dumps({"id": jid, "slurm_id": "1", "dir": d, "project": os.path.basename(pos[0])}))
         return 0
     if cmd == "sweep" and rest and rest[0] == "show":
-        sid = rest[1]
+        sid = [a for a in rest[1:] if not a.startswith("-")][0]
         with open(os.path.join(spool(), "sweep-" + sid + ".json")) as f:
             doc = json.load(f)
         rows = []
@@ -107,6 +107,13 @@ def main():
                     m = json.loads(line)
                     metrics[m["name"]] = m["value"]
             rows.append({"index": t["index"], "id": t["id"], "state": st, "params": t["params"], "metrics": metrics})
+        sort = [a.split("=", 1)[1] for a in rest if a.startswith("--sort=")]
+        if sort:  # as the real CLI: -METRIC descending, tasks without it last
+            metric, desc = sort[0].lstrip("-"), sort[0].startswith("-")
+            have = [r for r in rows if isinstance(r["metrics"].get(metric), (int, float))]
+            rest_rows = [r for r in rows if r not in have]
+            have.sort(key=lambda r: r["metrics"][metric], reverse=desc)
+            rows = have + rest_rows
         print(json.dumps({"id": sid, "tasks": rows}))
         return 0
     if cmd == "sweep":
@@ -115,9 +122,17 @@ def main():
             with open(flags["--params-list"][0]) as f:
                 plist = json.load(f)
         else:
+            # A grid spec, as the real CLI reads it (JSON is YAML); the
+            # real CLI's refusal of an unknown top-level key too.
             with open(flags["--spec"][0]) as f:
                 spec = json.load(f)
-            plist = [{"x": x} for x in spec["x"]]
+            for k in spec:
+                if k not in ("method", "count", "seed", "params"):
+                    sys.stderr.write(f'ferry: sweep spec {flags["--spec"][0]}: unknown key "{k}" (known: method, count, seed, params)\n')
+                    return 2
+            plist = [{}]
+            for name, values in spec["params"].items():
+                plist = [dict(p, **{name: v}) for p in plist for v in values]
         sid = "sw" + uuid.uuid4().hex[:10]
         tasks = []
         for i, p in enumerate(plist):

@@ -161,7 +161,7 @@ class SweepTest(FakeCLITest):
                     "ferry.log_metric('loss', (p['x'] - 2) ** 2)\nferry.log_metric('acc', p['x'])\n")
 
     def test_sweep_best_and_table(self):
-        s = ferry.sweep(self.proj, "python3 train.py", spec={"x": [0, 1, 2, 3]}, max_parallel=2)
+        s = ferry.sweep(self.proj, "python3 train.py", spec={"params": {"x": [0, 1, 2, 3]}}, max_parallel=2)
         argv = self.calls()[0]
         self.assertEqual(argv[argv.index("--max-parallel") + 1], "2")
         spec_arg = argv[argv.index("--spec") + 1]
@@ -174,11 +174,21 @@ class SweepTest(FakeCLITest):
         self.assertIsNone(s.best("nope"))
         rows = s.show(sort="loss")
         self.assertEqual([r["index"] for r in rows][:2], [2, 1])
+        self.assertIn("--sort=loss", self.calls()[-1], "the CLI sorts")
+        rows = s.show(sort="acc", descending=True)
+        self.assertEqual([r["index"] for r in rows], [3, 2, 1, 0])
+        self.assertIn("--sort=-acc", self.calls()[-1])
         table = s.table(sort="loss")
         self.assertIn("loss", table.splitlines()[0])
         self.assertIn("<table>", s._repr_html_())
         with self.assertRaises(ValueError):
             s.best("loss", mode="lowest")
+
+    def test_sweep_spec_unknown_key_is_named(self):
+        with self.assertRaises(ferry.BadInput) as cm:
+            ferry.sweep(self.proj, "true", spec={"x": [0, 1]})
+        self.assertIn('unknown key "x"', str(cm.exception))
+        self.assertIn("spec", str(cm.exception))
 
     def test_sweep_args(self):
         with self.assertRaises(ValueError):
