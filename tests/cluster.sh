@@ -178,8 +178,16 @@ start_slurmctld() {
 		fi
 		return 0
 	fi
-	log "starting slurmctld"
-	slurmctld -i </dev/null >>/var/log/slurm/slurmctld.out 2>&1 || {
+	# FERRY_SLURM_CLEAN=1 (tests/run.sh, when it brings the cluster up):
+	# start from no jobs, as the spools it empties hold none either.
+	local -a clean=()
+	if [[ ${FERRY_SLURM_CLEAN:-0} == 1 ]]; then
+		clean=(-c)
+		log "starting slurmctld with a clean state (-c)"
+	else
+		log "starting slurmctld"
+	fi
+	slurmctld -i "${clean[@]}" </dev/null >>/var/log/slurm/slurmctld.out 2>&1 || {
 		tail_logs /var/log/slurm/slurmctld.out /var/log/slurm/slurmctld.log
 		die "slurmctld does not start"
 	}

@@ -38,7 +38,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-bash tests/cluster.sh up
+if ((was_up)); then
+	bash tests/cluster.sh up
+else
+	FERRY_SLURM_CLEAN=1 bash tests/cluster.sh up
+fi
 
 # The test users' spools belong to the tests: each run starts from empty
 # ones, so that earlier runs' thousands of jobs do not slow this one down.
@@ -73,7 +77,7 @@ log "go test -count=1 -v ${args[*]}  (log: $TEST_LOG)"
 set +e
 # -p 1: one package at a time, so the BENCH figures are not skewed by
 # other packages' tests running beside them on the 2 cores.
-go test -count=1 -p 1 -v "${args[@]}" 2>&1 | tee -a "$TEST_LOG"
+go test -count=1 -p 1 -timeout 60m -v "${args[@]}" 2>&1 | tee -a "$TEST_LOG"
 rc=${PIPESTATUS[0]}
 set -e
 if ((have_pkg == 0)); then

@@ -200,7 +200,7 @@ func TestBenchAgentLatency(t *testing.T) {
 
 	const runs = 20
 	var viaAgent, direct []time.Duration
-	for i := range runs {
+	viaAgentOnce := func() {
 		// The agent removes a run's scratch dir when it ends, as it does
 		// for every job: each run gets a fresh one, as from sandbox run.
 		require.NoError(t, os.MkdirAll(scratch, 0o700))
@@ -209,17 +209,29 @@ func TestBenchAgentLatency(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, 0, exit.Code)
 		viaAgent = append(viaAgent, time.Since(start))
-
+	}
+	directOnce := func(i int) {
 		require.NoError(t, os.MkdirAll(scratch, 0o700))
-		start = time.Now()
+		start := time.Now()
 		spec.Name = fmt.Sprintf("ferry-bench-direct-%s-%d", id.Short(), i)
 		c, err := eng.Start(ctx, spec, io.Discard)
 		require.NoError(t, err)
-		exit, err = eng.Wait(ctx, c)
+		exit, err := eng.Wait(ctx, c)
 		require.NoError(t, err)
 		require.NoError(t, eng.Remove(ctx, c.ID, 0))
 		require.Equal(t, 0, exit.Code)
 		direct = append(direct, time.Since(start))
+	}
+	// Alternate which goes first, so that neither always follows the
+	// other's container removal.
+	for i := range runs {
+		if i%2 == 0 {
+			viaAgentOnce()
+			directOnce(i)
+		} else {
+			directOnce(i)
+			viaAgentOnce()
+		}
 	}
 	ma, md := median(viaAgent), median(direct)
 	bench(t, "agent latency: container run via the agent median %v (p95 %v); straight on the Docker Engine median %v (p95 %v); added by the agent %v per container (%d runs each)",
