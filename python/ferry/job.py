@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import os
 import re
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -352,6 +353,7 @@ def wait_all(jobs: Iterable[Job], timeout: float | None = None, progress: bool |
     deadline = None if timeout is None else start + timeout
     bar = Progress(progress)
     cli_every, next_cli = 1.0, start + 1.0
+    checker: threading.Thread | None = None  # ferry status, off the 10 ms poll
     failed = 0
 
     def line() -> str:
@@ -384,11 +386,13 @@ def wait_all(jobs: Iterable[Job], timeout: float | None = None, progress: bool |
             bar.close(line() + " · timed out")
             raise TimeoutError(f"{len(pending)} of {len(jobs)} job(s) still running after {timeout} s "
                                f"(first: {pending[0].id})")
-        if now >= next_cli:
-            _cli_check(pending)
+        if now >= next_cli and (checker is None or not checker.is_alive()):
+            # Asking ferry takes tens of ms: in a thread, so that a result
+            # file is still seen within one poll meanwhile.
+            checker = threading.Thread(target=_cli_check, args=(list(pending),), daemon=True)
+            checker.start()
             cli_every = min(cli_every * 1.5, 5.0)
-            next_cli = time.monotonic() + cli_every
-            continue
+            next_cli = now + cli_every
         bar.update(line)
         # ~1 µs per stat: poll many pending jobs a little less often.
         time.sleep(max(POLL, len(pending) * 2e-5))
