@@ -161,8 +161,26 @@ func (t *Tracker) taskEntry(j *slurm.Job, sweep job.ID, now time.Time) *entry {
 // tracker keeps looking for one while Slurm still lists the job.
 const resultWait = 2 * time.Minute
 
-// Lines that cannot be attributed are retried every resolveRetry, not every tick.
+// Lines that cannot be attributed are retried after 1 s, 2 s, 4 s, ... and
+// then every resolveRetry, not every tick. The first retries are quick: a
+// new sweep's tasks are listed by Slurm a moment before submit has written
+// their Slurm ids into their job dirs.
 const resolveRetry = 30 * time.Second
+
+// unresolvedLine is when a line last failed to be attributed, and how
+// many times it has.
+type unresolvedLine struct {
+	at    time.Time
+	tries int
+}
+
+func (u unresolvedLine) retryAt() time.Time {
+	wait := resolveRetry
+	if u.tries >= 1 && u.tries <= 5 {
+		wait = min(resolveRetry, time.Second<<(u.tries-1))
+	}
+	return u.at.Add(wait)
+}
 
 // resolveKey is a line that could not be attributed: the ferry id of its
 // comment (a job's or a sweep's) and its Slurm id. Both, because Slurm
@@ -173,15 +191,16 @@ type resolveKey struct {
 }
 
 func (t *Tracker) tryResolve(k resolveKey, now time.Time) bool {
-	at, failed := t.unresolved[k]
-	return !failed || now.Sub(at) >= resolveRetry
+	u, failed := t.unresolved[k]
+	return !failed || !now.Before(u.retryAt())
 }
 
 func (t *Tracker) failedResolve(k resolveKey, now time.Time) {
 	if len(t.unresolved) > 100000 {
 		clear(t.unresolved)
 	}
-	t.unresolved[k] = now
+	u := t.unresolved[k]
+	t.unresolved[k] = unresolvedLine{at: now, tries: u.tries + 1}
 }
 
 // listed updates a job that is in the listing.

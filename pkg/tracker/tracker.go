@@ -53,7 +53,7 @@ type Tracker struct {
 	dirty      map[job.ID]*entry
 	tasks      map[taskKey]job.ID // a sweep's array task -> its ferry id
 	roots      map[string]bool    // spool roots learned from job dirs
-	unresolved map[resolveKey]time.Time
+	unresolved map[resolveKey]unresolvedLine
 	sweepScans map[job.ID]time.Time // the last read of each sweep's dir asked for by an unknown task
 	nodesPub   map[string]store.Node
 	nodesNew   map[string]store.Node // sinfo's answer, not yet written
@@ -102,7 +102,7 @@ func New(o Options) *Tracker {
 		dirty:      map[job.ID]*entry{},
 		tasks:      map[taskKey]job.ID{},
 		roots:      map[string]bool{},
-		unresolved: map[resolveKey]time.Time{},
+		unresolved: map[resolveKey]unresolvedLine{},
 		sweepScans: map[job.ID]time.Time{},
 		nodesPub:   map[string]store.Node{},
 		hookCh:     make(chan HookEvent, 1024),

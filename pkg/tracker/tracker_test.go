@@ -640,3 +640,32 @@ func TestResultAfterSlurmEnded(t *testing.T) {
 	assert.Equal(t, 143, *j.ExitCode)
 	assert.Equal(t, []string{">running", "running>cancelled"}, stateEvents(e.events(), id))
 }
+
+// A new sweep's tasks are listed by Slurm a moment before submit has
+// written their Slurm ids into their job dirs: a tick in between cannot
+// attribute them, and the next tick a second later does (not 30 s later).
+func TestNewSweepTaskBeforeItsSlurmID(t *testing.T) {
+	e := newEnv(t)
+	sweep := job.NewID(e.clock.Now())
+	id, l := e.submit("sweep", map[string]any{"lr": 0.1})
+	var spec map[string]any
+	data, err := os.ReadFile(filepath.Join(e.dir(id), job.SpecFile))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(data, &spec))
+	spec["sweep"] = map[string]any{"id": sweep, "index": 0}
+	e.writeJSON(e.dir(id), job.SpecFile, spec)
+	require.NoError(t, os.Remove(filepath.Join(e.dir(id), job.SlurmIDFile)))
+	l.ID, l.RawID, l.ArrayJobID, l.ArrayTaskID = "600_0", "600", "600", 0
+	l.Comment, l.WorkDir = "ferry:"+string(sweep), filepath.Join(e.spool, ".sweeps", string(sweep))
+	e.slurm.set(l)
+	e.tick()
+	require.NotEqual(t, "600_0", e.job(id).SlurmID, "not attributable yet")
+
+	require.NoError(t, os.WriteFile(filepath.Join(e.dir(id), job.SlurmIDFile), []byte("600_0\n"), 0o600))
+	e.clock.Add(time.Second)
+	e.tick()
+	j := e.job(id)
+	assert.Equal(t, "600_0", j.SlurmID)
+	assert.Equal(t, job.Queued, j.State)
+	assert.Equal(t, "waiting: Priority", j.Reason, "Slurm's own reason, from the listing")
+}
