@@ -1,8 +1,6 @@
 package clearqueue_test
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"os"
 	"slices"
@@ -15,70 +13,40 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferry-hpc/ferry/pkg/cmd/clearqueue"
+	"github.com/ferry-hpc/ferry/pkg/cmd/cmdtest"
 	"github.com/ferry-hpc/ferry/pkg/cmd/factory"
-	"github.com/ferry-hpc/ferry/pkg/config"
 	"github.com/ferry-hpc/ferry/pkg/job"
 	"github.com/ferry-hpc/ferry/pkg/observe/observetest"
 	"github.com/ferry-hpc/ferry/pkg/slurm"
 )
 
-type env struct {
-	root        string
-	slurm       *observetest.Slurm
-	out, errOut bytes.Buffer
-}
-
-// run runs `ferry clear-queue args...` and returns the exit code it maps
-// to; an error is printed to errOut as ferry prints it.
-func (e *env) run(t *testing.T, args ...string) int {
-	t.Helper()
-	e.out.Reset()
-	e.errOut.Reset()
-	f := &factory.Factory{
-		IO: &factory.IOStreams{Out: &e.out, ErrOut: &e.errOut},
-		Config: func() (*config.Config, error) {
-			c := config.Default()
-			c.SpoolRoot = e.root
-			return c, nil
-		},
-		Slurm: e.slurm.Client,
-		Now:   time.Now,
-	}
-	cmd := clearqueue.NewCmdClearQueue(f, nil)
-	cmd.SetArgs(args)
-	cmd.SetOut(&e.out)
-	cmd.SetErr(&e.errOut)
-	cmd.SilenceUsage, cmd.SilenceErrors = true, true
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &factory.UsageError{Err: err} })
-	err := cmd.ExecuteContext(context.Background())
-	if err != nil {
-		e.errOut.WriteString("ferry: " + err.Error() + "\n")
-	}
-	return factory.ExitCode(err)
+// newEnv returns a test env that runs `ferry clear-queue`.
+func newEnv(t *testing.T) *cmdtest.Env {
+	return cmdtest.New(t, func(f *factory.Factory) *cobra.Command { return clearqueue.NewCmdClearQueue(f, nil) })
 }
 
 // queue is the caller's jobs in two projects, some queued, one running,
 // one a pending sweep task, and another user's pending jobs, one of them
 // forging the comment of one of the caller's jobs.
 type queue struct {
-	e                                 *env
+	e                                 *cmdtest.Env
 	visionQ, visionRun, nlpQ, nlpTask job.Dir
 }
 
 func newQueue(t *testing.T) *queue {
-	e := &env{root: t.TempDir(), slurm: observetest.NewSlurm(t)}
+	e := newEnv(t)
 	me := observetest.Me(t)
 	at := time.Now().Add(-time.Hour)
 	q := &queue{e: e}
-	q.visionQ = observetest.WriteJob(t, e.root, job.Spec{Project: "vision", Submitted: at}, "201")
-	q.visionRun = observetest.WriteJob(t, e.root, job.Spec{Project: "vision", Submitted: at.Add(time.Minute)}, "202")
-	q.nlpQ = observetest.WriteJob(t, e.root, job.Spec{Project: "nlp", Submitted: at.Add(2 * time.Minute)}, "203")
+	q.visionQ = observetest.WriteJob(t, e.Root, job.Spec{Project: "vision", Submitted: at}, "201")
+	q.visionRun = observetest.WriteJob(t, e.Root, job.Spec{Project: "vision", Submitted: at.Add(time.Minute)}, "202")
+	q.nlpQ = observetest.WriteJob(t, e.Root, job.Spec{Project: "nlp", Submitted: at.Add(2 * time.Minute)}, "203")
 	sweepID := job.NewID(at.Add(3 * time.Minute))
-	q.nlpTask = observetest.WriteJob(t, e.root, job.Spec{Project: "nlp", Submitted: at.Add(3 * time.Minute), Sweep: &job.SweepRef{ID: sweepID, Index: 0}}, "300_0")
+	q.nlpTask = observetest.WriteJob(t, e.Root, job.Spec{Project: "nlp", Submitted: at.Add(3 * time.Minute), Sweep: &job.SweepRef{ID: sweepID, Index: 0}}, "300_0")
 	task := observetest.Job(me, "300_0", sweepID, "PENDING")
 	task.ArrayJobID, task.ArrayTaskID, task.RawID = "300", 0, "300"
 	forged := observetest.Job("bob", "666", q.nlpQ.ID(), "PENDING")
-	e.slurm.Set(
+	e.Slurm.Set(
 		observetest.Job(me, "201", q.visionQ.ID(), "PENDING"),
 		observetest.Job(me, "202", q.visionRun.ID(), "RUNNING"),
 		observetest.Job(me, "203", q.nlpQ.ID(), "PENDING"),
@@ -93,9 +61,9 @@ func line(d job.Dir, slurmID, project string) string {
 	return string(d.ID()) + "\t" + slurmID + "\t" + project + "\n"
 }
 
-func scancelled(e *env) [][]string {
+func scancelled(e *cmdtest.Env) [][]string {
 	var out [][]string
-	for _, c := range e.slurm.Calls("scancel") {
+	for _, c := range e.Slurm.Calls("scancel") {
 		out = append(out, c.Args)
 	}
 	return out
@@ -145,17 +113,17 @@ func TestClearQueue(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			q := newQueue(t)
-			before := q.e.slurm.Jobs()
-			require.Equal(t, 0, q.e.run(t, tt.args...), q.e.errOut.String())
-			assert.Equal(t, tt.wantOut(q), q.e.out.String())
-			assert.Equal(t, tt.wantErrOut, q.e.errOut.String())
+			before := q.e.Slurm.Jobs()
+			require.Equal(t, 0, q.e.Run(t, tt.args...), q.e.ErrOut.String())
+			assert.Equal(t, tt.wantOut(q), q.e.Out.String())
+			assert.Equal(t, tt.wantErrOut, q.e.ErrOut.String())
 			assert.Equal(t, tt.wantScancel, scancelled(q.e))
 			for _, j := range before {
 				want := j.State
 				if slices.Contains(tt.cancelled, j.ID) {
 					want = "CANCELLED"
 				}
-				assert.Equal(t, want, q.e.slurm.State(j.ID), "Slurm job %s (%s's)", j.ID, j.User)
+				assert.Equal(t, want, q.e.Slurm.State(j.ID), "Slurm job %s (%s's)", j.ID, j.User)
 			}
 			// Cancelled tasks vanish from Slurm; the marker tells 'cancelled' from 'lost'.
 			for _, d := range []job.Dir{q.visionQ, q.nlpQ, q.nlpTask} {
@@ -172,39 +140,39 @@ func TestClearQueue(t *testing.T) {
 // not reported as cancelled.
 func TestClearQueueJobStartsMeanwhile(t *testing.T) {
 	q := newQueue(t)
-	q.e.slurm.OnRun = func(name string, n int) {
+	q.e.Slurm.OnRun = func(name string, n int) {
 		if name != "scancel" {
 			return
 		}
-		jobs := q.e.slurm.Jobs()
+		jobs := q.e.Slurm.Jobs()
 		for i := range jobs {
 			if jobs[i].ID == "203" {
 				jobs[i].State, jobs[i].Nodes = "RUNNING", "w2"
 			}
 		}
-		q.e.slurm.Set(jobs...)
+		q.e.Slurm.Set(jobs...)
 	}
-	require.Equal(t, 0, q.e.run(t, "--project", "nlp"))
-	assert.Equal(t, line(q.nlpTask, "300_0", "nlp"), q.e.out.String())
+	require.Equal(t, 0, q.e.Run(t, "--project", "nlp"))
+	assert.Equal(t, line(q.nlpTask, "300_0", "nlp"), q.e.Out.String())
 	assert.Equal(t, "job "+q.nlpQ.ID().Short()+" is running: it started before it could be cancelled, left alone\n"+
-		"cancelled 1 queued job(s)\n", q.e.errOut.String())
-	assert.Equal(t, "RUNNING", q.e.slurm.State("203"))
+		"cancelled 1 queued job(s)\n", q.e.ErrOut.String())
+	assert.Equal(t, "RUNNING", q.e.Slurm.State("203"))
 	_, err := os.Stat(q.nlpQ.Cancel())
 	assert.True(t, os.IsNotExist(err), "no cancel marker left on a job that runs")
 }
 
 func TestClearQueueSlurmRefuses(t *testing.T) {
 	q := newQueue(t)
-	q.e.slurm.Fail("scancel", &slurm.CmdError{Args: []string{"scancel"}, ExitCode: 1,
+	q.e.Slurm.Fail("scancel", &slurm.CmdError{Args: []string{"scancel"}, ExitCode: 1,
 		Stderr: "scancel: error: Unable to contact slurm controller (connect failure)\n"})
-	assert.Equal(t, factory.CodeSlurm, q.e.run(t, "--project", "vision"))
-	assert.Empty(t, q.e.out.String(), "nothing reported cancelled")
-	assert.Equal(t, "ferry: cancel queued jobs: scancel: Unable to contact slurm controller (connect failure) (exit 1)\n", q.e.errOut.String())
+	assert.Equal(t, factory.CodeSlurm, q.e.Run(t, "--project", "vision"))
+	assert.Empty(t, q.e.Out.String(), "nothing reported cancelled")
+	assert.Equal(t, "ferry: cancel queued jobs: scancel: Unable to contact slurm controller (connect failure) (exit 1)\n", q.e.ErrOut.String())
 
 	q = newQueue(t)
-	q.e.slurm.Fail("squeue", errors.New("slurm_load_jobs error: Unable to contact slurm controller"))
-	assert.Equal(t, 0, q.e.run(t))
-	assert.Equal(t, "no queued jobs to cancel\n", q.e.errOut.String(), "an unknown state is never read as queued")
-	assert.Empty(t, q.e.slurm.Calls("scancel"))
-	assert.False(t, strings.Contains(q.e.out.String(), "\t"))
+	q.e.Slurm.Fail("squeue", errors.New("slurm_load_jobs error: Unable to contact slurm controller"))
+	assert.Equal(t, 0, q.e.Run(t))
+	assert.Equal(t, "no queued jobs to cancel\n", q.e.ErrOut.String(), "an unknown state is never read as queued")
+	assert.Empty(t, q.e.Slurm.Calls("scancel"))
+	assert.False(t, strings.Contains(q.e.Out.String(), "\t"))
 }

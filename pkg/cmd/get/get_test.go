@@ -8,53 +8,22 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferry-hpc/ferry/pkg/bundle"
+	"github.com/ferry-hpc/ferry/pkg/cmd/cmdtest"
 	"github.com/ferry-hpc/ferry/pkg/cmd/factory"
 	"github.com/ferry-hpc/ferry/pkg/cmd/get"
-	"github.com/ferry-hpc/ferry/pkg/config"
 	"github.com/ferry-hpc/ferry/pkg/job"
 	"github.com/ferry-hpc/ferry/pkg/observe/observetest"
 )
 
-type env struct {
-	root        string
-	slurm       *observetest.Slurm
-	out, errOut bytes.Buffer
-}
-
-// run runs `ferry get args...` with ctx and returns the exit code it maps
-// to; an error is printed to errOut as ferry prints it.
-func (e *env) run(t *testing.T, ctx context.Context, args ...string) int {
-	t.Helper()
-	e.out.Reset()
-	e.errOut.Reset()
-	f := &factory.Factory{
-		IO: &factory.IOStreams{Out: &e.out, ErrOut: &e.errOut},
-		Config: func() (*config.Config, error) {
-			c := config.Default()
-			c.SpoolRoot = e.root
-			return c, nil
-		},
-		Slurm: e.slurm.Client,
-		Now:   time.Now,
-	}
-	cmd := get.NewCmdGet(f, nil)
-	cmd.SetArgs(args)
-	cmd.SetOut(&e.out)
-	cmd.SetErr(&e.errOut)
-	cmd.SilenceUsage, cmd.SilenceErrors = true, true
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &factory.UsageError{Err: err} })
-	err := cmd.ExecuteContext(ctx)
-	if err != nil {
-		e.errOut.WriteString("ferry: " + err.Error() + "\n")
-	}
-	return factory.ExitCode(err)
+// newEnv returns a test env that runs `ferry get`.
+func newEnv(t *testing.T) *cmdtest.Env {
+	return cmdtest.New(t, func(f *factory.Factory) *cobra.Command { return get.NewCmdGet(f, nil) })
 }
 
 // tree lists the files under dir with their contents ("name/" for dirs).
@@ -84,8 +53,8 @@ func tree(t *testing.T, dir string) []string {
 
 // finishedJob is a finished job with outputs, a log and a bundle of a
 // small project.
-func finishedJob(t *testing.T, e *env, badBundle bool) job.Dir {
-	d := observetest.WriteJob(t, e.root, job.Spec{}, "4242")
+func finishedJob(t *testing.T, e *cmdtest.Env, badBundle bool) job.Dir {
+	d := observetest.WriteJob(t, e.Root, job.Spec{}, "4242")
 	observetest.AppendLog(t, d, "epoch 1\n")
 	observetest.WriteResult(t, d, job.Succeeded, 0)
 	require.NoError(t, os.MkdirAll(filepath.Join(d.Outputs(), "ckpt"), 0o700))
@@ -132,7 +101,7 @@ func TestGet(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := &env{root: t.TempDir(), slurm: observetest.NewSlurm(t)}
+			e := newEnv(t)
 			d := finishedJob(t, e, tt.badBundle)
 			parent := t.TempDir()
 			dest := filepath.Join(parent, "results")
@@ -157,21 +126,21 @@ func TestGet(t *testing.T) {
 				args = append(args, "--bundle")
 			}
 
-			code := e.run(t, ctx, args...)
-			assert.Equal(t, tt.wantCode, code, e.errOut.String())
+			code := e.RunContext(t, ctx, args...)
+			assert.Equal(t, tt.wantCode, code, e.ErrOut.String())
 			if tt.wantCode != 0 {
-				assert.Empty(t, e.out.String())
+				assert.Empty(t, e.Out.String())
 				want := strings.ReplaceAll(tt.wantErr, "DEST", dest)
 				if strings.HasSuffix(want, "\n") {
-					assert.Equal(t, want, e.errOut.String())
+					assert.Equal(t, want, e.ErrOut.String())
 				} else {
-					assert.True(t, strings.HasPrefix(e.errOut.String(), want), e.errOut.String())
+					assert.True(t, strings.HasPrefix(e.ErrOut.String(), want), e.ErrOut.String())
 				}
 				assert.Equal(t, before, tree(t, parent), "DIR and its parent are as they were: no half-filled DIR, no temp dir")
 				return
 			}
-			assert.Equal(t, dest+"\n", e.out.String())
-			assert.Equal(t, "copied 2 output file(s), the log and the result of job "+d.ID().Short()+" into "+dest+"\n", e.errOut.String())
+			assert.Equal(t, dest+"\n", e.Out.String())
+			assert.Equal(t, "copied 2 output file(s), the log and the result of job "+d.ID().Short()+" into "+dest+"\n", e.ErrOut.String())
 			got := tree(t, dest)
 			for _, want := range []string{
 				"log: epoch 1\n", "outputs/", "outputs/ckpt/", "outputs/ckpt/model.pt: weights",
@@ -197,33 +166,33 @@ func TestGet(t *testing.T) {
 }
 
 func TestGetDefaultDirAndUnknownID(t *testing.T) {
-	e := &env{root: t.TempDir(), slurm: observetest.NewSlurm(t)}
+	e := newEnv(t)
 	d := finishedJob(t, e, false)
 	wd := t.TempDir()
 	t.Chdir(wd)
-	require.Equal(t, 0, e.run(t, context.Background(), "4242"))
-	assert.Equal(t, "ferry-"+d.ID().Short()+"\n", e.out.String())
+	require.Equal(t, 0, e.RunContext(t, context.Background(), "4242"))
+	assert.Equal(t, "ferry-"+d.ID().Short()+"\n", e.Out.String())
 	assert.FileExists(t, filepath.Join(wd, "ferry-"+d.ID().Short(), "log"))
 
-	assert.Equal(t, factory.CodeUsage, e.run(t, context.Background(), "4242"), "a second get into the same default dir is refused")
-	assert.Contains(t, e.errOut.String(), "exists and is not empty")
+	assert.Equal(t, factory.CodeUsage, e.RunContext(t, context.Background(), "4242"), "a second get into the same default dir is refused")
+	assert.Contains(t, e.ErrOut.String(), "exists and is not empty")
 
-	assert.Equal(t, factory.CodeNotFound, e.run(t, context.Background(), "zzzz", "-o", "x"))
-	assert.Equal(t, "ferry: no job \"zzzz\" among your jobs (see 'ferry ls')\n", e.errOut.String())
+	assert.Equal(t, factory.CodeNotFound, e.RunContext(t, context.Background(), "zzzz", "-o", "x"))
+	assert.Equal(t, "ferry: no job \"zzzz\" among your jobs (see 'ferry ls')\n", e.ErrOut.String())
 	_, err := os.Stat(filepath.Join(wd, "x"))
 	assert.True(t, os.IsNotExist(err))
 }
 
 // -o . in an empty current dir fills it, and the dir stays (a shell may be in it).
 func TestGetIntoCurrentDir(t *testing.T) {
-	e := &env{root: t.TempDir(), slurm: observetest.NewSlurm(t)}
+	e := newEnv(t)
 	finishedJob(t, e, false)
 	wd := t.TempDir()
 	t.Chdir(wd)
 	fi, err := os.Stat(wd)
 	require.NoError(t, err)
-	require.Equal(t, 0, e.run(t, context.Background(), "4242", "-o", "."), e.errOut.String())
-	assert.Equal(t, ".\n", e.out.String())
+	require.Equal(t, 0, e.RunContext(t, context.Background(), "4242", "-o", "."), e.ErrOut.String())
+	assert.Equal(t, ".\n", e.Out.String())
 	assert.FileExists(t, filepath.Join(wd, "log"))
 	assert.FileExists(t, filepath.Join(wd, "outputs", "result.txt"))
 	after, err := os.Stat(wd)

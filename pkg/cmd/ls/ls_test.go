@@ -1,8 +1,6 @@
 package ls_test
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -12,63 +10,31 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ferry-hpc/ferry/pkg/cmd/cmdtest"
 	"github.com/ferry-hpc/ferry/pkg/cmd/factory"
 	"github.com/ferry-hpc/ferry/pkg/cmd/ls"
-	"github.com/ferry-hpc/ferry/pkg/config"
 	"github.com/ferry-hpc/ferry/pkg/job"
 	"github.com/ferry-hpc/ferry/pkg/observe/observetest"
 )
 
 var now = time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
 
-type env struct {
-	root        string
-	slurm       *observetest.Slurm
-	out, errOut bytes.Buffer
-	tty         bool
-}
-
-func newEnv(t *testing.T) *env {
-	return &env{root: t.TempDir(), slurm: observetest.NewSlurm(t)}
-}
-
-// run runs `ferry ls args...` and returns the exit code it maps to.
-func (e *env) run(t *testing.T, args ...string) int {
-	t.Helper()
-	e.out.Reset()
-	e.errOut.Reset()
-	f := &factory.Factory{
-		IO: &factory.IOStreams{Out: &e.out, ErrOut: &e.errOut, OutTTY: e.tty, ErrTTY: e.tty},
-		Config: func() (*config.Config, error) {
-			c := config.Default()
-			c.SpoolRoot = e.root
-			return c, nil
-		},
-		Slurm: e.slurm.Client,
-		Now:   func() time.Time { return now },
-	}
-	cmd := ls.NewCmdLs(f, nil)
-	cmd.SetArgs(args)
-	cmd.SetOut(&e.out)
-	cmd.SetErr(&e.errOut)
-	cmd.SilenceUsage, cmd.SilenceErrors = true, true
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &factory.UsageError{Err: err} })
-	err := cmd.ExecuteContext(context.Background())
-	if err != nil {
-		e.errOut.WriteString("ferry: " + err.Error() + "\n")
-	}
-	return factory.ExitCode(err)
+// newEnv returns a test env that runs `ferry ls` at now.
+func newEnv(t *testing.T) *cmdtest.Env {
+	e := cmdtest.New(t, func(f *factory.Factory) *cobra.Command { return ls.NewCmdLs(f, nil) })
+	e.Now = func() time.Time { return now }
+	return e
 }
 
 // hostileJobs are two jobs whose names hold control characters, as `ferry
 // submit --name` accepts them, and one plain one.
-func hostileJobs(t *testing.T, e *env) (tab, esc, plain job.Dir) {
+func hostileJobs(t *testing.T, e *cmdtest.Env) (tab, esc, plain job.Dir) {
 	me := observetest.Me(t)
-	tab = observetest.WriteJob(t, e.root, job.Spec{Project: "vision", Name: "lr\t0.1\nbatch 64", Submitted: now.Add(-3 * time.Hour)}, "101")
+	tab = observetest.WriteJob(t, e.Root, job.Spec{Project: "vision", Name: "lr\t0.1\nbatch 64", Submitted: now.Add(-3 * time.Hour)}, "101")
 	observetest.WriteResult(t, tab, job.Succeeded, 0)
-	esc = observetest.WriteJob(t, e.root, job.Spec{Project: "vision", Name: "\x1b[2J\x1b[31mred", Submitted: now.Add(-2 * time.Hour)}, "102")
-	plain = observetest.WriteJob(t, e.root, job.Spec{Project: "nlp", Submitted: now.Add(-5 * time.Minute)}, "103")
-	e.slurm.Set(observetest.Job(me, "102", esc.ID(), "RUNNING"), observetest.Job(me, "103", plain.ID(), "PENDING"))
+	esc = observetest.WriteJob(t, e.Root, job.Spec{Project: "vision", Name: "\x1b[2J\x1b[31mred", Submitted: now.Add(-2 * time.Hour)}, "102")
+	plain = observetest.WriteJob(t, e.Root, job.Spec{Project: "nlp", Submitted: now.Add(-5 * time.Minute)}, "103")
+	e.Slurm.Set(observetest.Job(me, "102", esc.ID(), "RUNNING"), observetest.Job(me, "103", plain.ID(), "PENDING"))
 	return tab, esc, plain
 }
 
@@ -99,26 +65,26 @@ func TestLsEscapesNames(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e.tty = tt.tty
-			require.Equal(t, 0, e.run(t))
-			assert.Equal(t, tt.want, e.out.String())
-			assert.NotContains(t, e.out.String(), "\x1b", "no raw escape reaches the terminal")
-			lines := strings.Split(strings.TrimSuffix(e.out.String(), "\n"), "\n")
+			e.TTY = tt.tty
+			require.Equal(t, 0, e.Run(t))
+			assert.Equal(t, tt.want, e.Out.String())
+			assert.NotContains(t, e.Out.String(), "\x1b", "no raw escape reaches the terminal")
+			lines := strings.Split(strings.TrimSuffix(e.Out.String(), "\n"), "\n")
 			if !tt.tty {
 				require.Len(t, lines, 3)
 				for _, l := range lines {
 					assert.Len(t, strings.Split(l, "\t"), 9, "%q", l)
 				}
 			}
-			assert.Empty(t, e.errOut.String())
+			assert.Empty(t, e.ErrOut.String())
 		})
 	}
 
 	t.Run("json: names exactly as submitted", func(t *testing.T) {
-		e.tty = true
-		require.Equal(t, 0, e.run(t, "-o", "json"))
+		e.TTY = true
+		require.Equal(t, 0, e.Run(t, "-o", "json"))
 		var got []job.Status
-		require.NoError(t, json.Unmarshal(e.out.Bytes(), &got))
+		require.NoError(t, json.Unmarshal(e.Out.Bytes(), &got))
 		require.Len(t, got, 3)
 		assert.Equal(t, []string{"", "\x1b[2J\x1b[31mred", "lr\t0.1\nbatch 64"}, []string{got[0].Name, got[1].Name, got[2].Name})
 	})
@@ -129,29 +95,29 @@ func TestLsEscapesNames(t *testing.T) {
 // resolves to it.
 func TestLsSweepTasksGetDistinctIDs(t *testing.T) {
 	e := newEnv(t)
-	e.tty = true
+	e.TTY = true
 	sweepID := job.NewID(now.Add(-time.Minute))
 	ids := job.NewIDs(now.Add(-time.Minute), 3)
 	for i, id := range ids {
-		observetest.WriteJob(t, e.root, job.Spec{ID: id, Project: "sweep", Submitted: now.Add(-time.Minute), Sweep: &job.SweepRef{ID: sweepID, Index: i}}, "")
+		observetest.WriteJob(t, e.Root, job.Spec{ID: id, Project: "sweep", Submitted: now.Add(-time.Minute), Sweep: &job.SweepRef{ID: sweepID, Index: i}}, "")
 	}
-	other := observetest.WriteJob(t, e.root, job.Spec{Project: "other", Submitted: now.Add(-time.Hour)}, "")
+	other := observetest.WriteJob(t, e.Root, job.Spec{Project: "other", Submitted: now.Add(-time.Hour)}, "")
 
-	require.Equal(t, 0, e.run(t, "--project", "sweep"))
-	lines := strings.Split(strings.TrimSuffix(e.out.String(), "\n"), "\n")
-	require.Len(t, lines, 4, e.out.String())
+	require.Equal(t, 0, e.Run(t, "--project", "sweep"))
+	lines := strings.Split(strings.TrimSuffix(e.Out.String(), "\n"), "\n")
+	require.Len(t, lines, 4, e.Out.String())
 	seen := map[string]bool{}
 	for i, l := range lines[1:] {
 		shown := strings.Fields(l)[0]
 		assert.False(t, seen[shown], "id %s shown twice", shown)
 		seen[shown] = true
-		d, err := job.Spool{Root: e.root}.Resolve(shown)
+		d, err := job.Spool{Root: e.Root}.Resolve(shown)
 		require.NoError(t, err, "the id ls shows must resolve")
 		assert.Equal(t, ids[len(ids)-1-i], d.ID())
 	}
 
-	require.Equal(t, 0, e.run(t, "--project", "other"))
-	assert.True(t, strings.HasPrefix(strings.Split(e.out.String(), "\n")[1], other.ID().Short()+"  other "), "a lone job keeps its 10 characters:\n%s", e.out.String())
+	require.Equal(t, 0, e.Run(t, "--project", "other"))
+	assert.True(t, strings.HasPrefix(strings.Split(e.Out.String(), "\n")[1], other.ID().Short()+"  other "), "a lone job keeps its 10 characters:\n%s", e.Out.String())
 }
 
 func TestLsEmpty(t *testing.T) {
@@ -170,18 +136,18 @@ func TestLsEmpty(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
-			e.tty = tt.tty
+			e.TTY = tt.tty
 			if tt.jobs {
 				hostileJobs(t, e)
 			}
-			require.Equal(t, 0, e.run(t, tt.args...))
-			assert.Empty(t, e.out.String(), "stdout carries only results")
-			assert.Equal(t, tt.wantErrOut, e.errOut.String())
+			require.Equal(t, 0, e.Run(t, tt.args...))
+			assert.Empty(t, e.Out.String(), "stdout carries only results")
+			assert.Equal(t, tt.wantErrOut, e.ErrOut.String())
 		})
 	}
 	e := newEnv(t)
-	require.Equal(t, 0, e.run(t, "-o", "json"))
-	assert.Equal(t, "[]\n", e.out.String())
+	require.Equal(t, 0, e.Run(t, "-o", "json"))
+	assert.Equal(t, "[]\n", e.Out.String())
 }
 
 func TestLsFilters(t *testing.T) {
@@ -201,14 +167,14 @@ func TestLsFilters(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			require.Equal(t, tt.code, e.run(t, tt.args...), e.errOut.String())
+			require.Equal(t, tt.code, e.Run(t, tt.args...), e.ErrOut.String())
 			if tt.code != 0 {
-				assert.Contains(t, e.errOut.String(), tt.msg)
-				assert.Empty(t, e.out.String())
+				assert.Contains(t, e.ErrOut.String(), tt.msg)
+				assert.Empty(t, e.Out.String())
 				return
 			}
 			var got []string
-			for _, l := range strings.Split(strings.TrimSuffix(e.out.String(), "\n"), "\n") {
+			for _, l := range strings.Split(strings.TrimSuffix(e.Out.String(), "\n"), "\n") {
 				got = append(got, strings.Split(l, "\t")[0])
 			}
 			var want []string

@@ -1,8 +1,6 @@
 package rm_test
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"os"
 	"strings"
@@ -13,46 +11,16 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ferry-hpc/ferry/pkg/cmd/cmdtest"
 	"github.com/ferry-hpc/ferry/pkg/cmd/factory"
 	"github.com/ferry-hpc/ferry/pkg/cmd/rm"
-	"github.com/ferry-hpc/ferry/pkg/config"
 	"github.com/ferry-hpc/ferry/pkg/job"
 	"github.com/ferry-hpc/ferry/pkg/observe/observetest"
 )
 
-type env struct {
-	root        string
-	slurm       *observetest.Slurm
-	out, errOut bytes.Buffer
-}
-
-// run runs `ferry rm args...` and returns the exit code it maps to; an
-// error is printed to errOut as ferry prints it.
-func (e *env) run(t *testing.T, args ...string) int {
-	t.Helper()
-	e.out.Reset()
-	e.errOut.Reset()
-	f := &factory.Factory{
-		IO: &factory.IOStreams{Out: &e.out, ErrOut: &e.errOut},
-		Config: func() (*config.Config, error) {
-			c := config.Default()
-			c.SpoolRoot = e.root
-			return c, nil
-		},
-		Slurm: e.slurm.Client,
-		Now:   time.Now,
-	}
-	cmd := rm.NewCmdRm(f, nil)
-	cmd.SetArgs(args)
-	cmd.SetOut(&e.out)
-	cmd.SetErr(&e.errOut)
-	cmd.SilenceUsage, cmd.SilenceErrors = true, true
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &factory.UsageError{Err: err} })
-	err := cmd.ExecuteContext(context.Background())
-	if err != nil {
-		e.errOut.WriteString("ferry: " + strings.ReplaceAll(err.Error(), "\n", "; ") + "\n")
-	}
-	return factory.ExitCode(err)
+// newEnv returns a test env that runs `ferry rm`.
+func newEnv(t *testing.T) *cmdtest.Env {
+	return cmdtest.New(t, func(f *factory.Factory) *cobra.Command { return rm.NewCmdRm(f, nil) })
 }
 
 // spoolEntries lists every name left in the spool root (trash included).
@@ -130,23 +98,23 @@ func TestRm(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := &env{root: t.TempDir(), slurm: observetest.NewSlurm(t)}
+			e := newEnv(t)
 			me := observetest.Me(t)
 			at := time.Now().Add(-time.Hour)
 			var j jobs
-			j.done = observetest.WriteJob(t, e.root, job.Spec{Submitted: at}, "101")
+			j.done = observetest.WriteJob(t, e.Root, job.Spec{Submitted: at}, "101")
 			observetest.WriteResult(t, j.done, job.Succeeded, 0)
 			require.NoError(t, os.WriteFile(j.done.Outputs()+"/model.pt", []byte("weights"), 0o600))
-			j.failed = observetest.WriteJob(t, e.root, job.Spec{Submitted: at.Add(time.Minute)}, "102")
+			j.failed = observetest.WriteJob(t, e.Root, job.Spec{Submitted: at.Add(time.Minute)}, "102")
 			observetest.WriteResult(t, j.failed, job.Failed, 3)
-			j.running = observetest.WriteJob(t, e.root, job.Spec{Submitted: at.Add(2 * time.Minute)}, "103")
-			j.queued = observetest.WriteJob(t, e.root, job.Spec{Submitted: at.Add(3 * time.Minute)}, "104")
-			e.slurm.Set(observetest.Job(me, "103", j.running.ID(), "RUNNING"), observetest.Job(me, "104", j.queued.ID(), "PENDING"))
+			j.running = observetest.WriteJob(t, e.Root, job.Spec{Submitted: at.Add(2 * time.Minute)}, "103")
+			j.queued = observetest.WriteJob(t, e.Root, job.Spec{Submitted: at.Add(3 * time.Minute)}, "104")
+			e.Slurm.Set(observetest.Job(me, "103", j.running.ID(), "RUNNING"), observetest.Job(me, "104", j.queued.ID(), "PENDING"))
 			if tt.slurmDown {
-				e.slurm.Fail("squeue", errors.New("slurm_load_jobs error: Unable to contact slurm controller"))
+				e.Slurm.Fail("squeue", errors.New("slurm_load_jobs error: Unable to contact slurm controller"))
 			}
 
-			assert.Equal(t, tt.wantCode, e.run(t, tt.refs(j)...), e.errOut.String())
+			assert.Equal(t, tt.wantCode, e.Run(t, tt.refs(j)...), e.ErrOut.String())
 
 			var wantOut string
 			var removed []job.Dir
@@ -157,12 +125,12 @@ func TestRm(t *testing.T) {
 				assert.False(t, exists(d.Path()), "%s still there", d.ID())
 				wantOut += string(d.ID()) + "\n"
 			}
-			assert.Equal(t, wantOut, e.out.String(), "stdout: the ids removed, in the order given")
+			assert.Equal(t, wantOut, e.Out.String(), "stdout: the ids removed, in the order given")
 			for _, d := range tt.kept(j) {
 				assert.True(t, exists(d.Spec()), "%s was touched", d.ID())
 			}
-			assert.Len(t, spoolEntries(t, e.root), 4-len(removed), "nothing left behind (no trash dir)")
-			msg := e.errOut.String()
+			assert.Len(t, spoolEntries(t, e.Root), 4-len(removed), "nothing left behind (no trash dir)")
+			msg := e.ErrOut.String()
 			if len(tt.wantErr) == 0 {
 				assert.Empty(t, msg)
 			}

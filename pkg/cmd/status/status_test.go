@@ -1,8 +1,6 @@
 package status_test
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -13,59 +11,29 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ferry-hpc/ferry/pkg/cmd/cmdtest"
 	"github.com/ferry-hpc/ferry/pkg/cmd/factory"
 	"github.com/ferry-hpc/ferry/pkg/cmd/status"
-	"github.com/ferry-hpc/ferry/pkg/config"
 	"github.com/ferry-hpc/ferry/pkg/job"
 	"github.com/ferry-hpc/ferry/pkg/observe/observetest"
 )
 
-type env struct {
-	root        string
-	slurm       *observetest.Slurm
-	out, errOut bytes.Buffer
-}
-
-// run runs `ferry status args...` and returns the exit code it maps to;
-// an error is printed to errOut as ferry prints it.
-func (e *env) run(t *testing.T, args ...string) int {
-	t.Helper()
-	e.out.Reset()
-	e.errOut.Reset()
-	f := &factory.Factory{
-		IO: &factory.IOStreams{Out: &e.out, ErrOut: &e.errOut},
-		Config: func() (*config.Config, error) {
-			c := config.Default()
-			c.SpoolRoot = e.root
-			return c, nil
-		},
-		Slurm: e.slurm.Client,
-		Now:   time.Now,
-	}
-	cmd := status.NewCmdStatus(f, nil)
-	cmd.SetArgs(args)
-	cmd.SetOut(&e.out)
-	cmd.SetErr(&e.errOut)
-	cmd.SilenceUsage, cmd.SilenceErrors = true, true
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &factory.UsageError{Err: err} })
-	err := cmd.ExecuteContext(context.Background())
-	if err != nil {
-		e.errOut.WriteString("ferry: " + err.Error() + "\n")
-	}
-	return factory.ExitCode(err)
+// newEnv returns a test env that runs `ferry status`.
+func newEnv(t *testing.T) *cmdtest.Env {
+	return cmdtest.New(t, func(f *factory.Factory) *cobra.Command { return status.NewCmdStatus(f, nil) })
 }
 
 func TestStatusEscapes(t *testing.T) {
-	e := &env{root: t.TempDir(), slurm: observetest.NewSlurm(t)}
-	d := observetest.WriteJob(t, e.root, job.Spec{
+	e := newEnv(t)
+	d := observetest.WriteJob(t, e.Root, job.Spec{
 		Project: "vision", Name: "lr\t0.1\nbatch\x1b[2J",
 		Command: []string{"python3", "-c", "print(1)\nprint(2)", "two words"},
 	}, "4242")
 	observetest.WriteResult(t, d, job.Failed, 3)
 
-	require.Equal(t, 0, e.run(t, "4242"))
-	lines := strings.Split(strings.TrimSuffix(e.out.String(), "\n"), "\n")
-	require.Len(t, lines, 14, "one line per field:\n%s", e.out.String())
+	require.Equal(t, 0, e.Run(t, "4242"))
+	lines := strings.Split(strings.TrimSuffix(e.Out.String(), "\n"), "\n")
+	require.Len(t, lines, 14, "one line per field:\n%s", e.Out.String())
 	assert.Equal(t, []string{
 		"id:        " + string(d.ID()),
 		"project:   vision",
@@ -79,11 +47,11 @@ func TestStatusEscapes(t *testing.T) {
 		`command:   python3 -c "print(1)\nprint(2)" "two words"`,
 	}, lines[:10])
 	assert.Equal(t, "dir:       "+d.Path(), lines[13])
-	assert.NotContains(t, e.out.String(), "\x1b")
+	assert.NotContains(t, e.Out.String(), "\x1b")
 
-	require.Equal(t, 0, e.run(t, "-o", "json", string(d.ID())))
+	require.Equal(t, 0, e.Run(t, "-o", "json", string(d.ID())))
 	var st job.Status
-	require.NoError(t, json.Unmarshal(e.out.Bytes(), &st))
+	require.NoError(t, json.Unmarshal(e.Out.Bytes(), &st))
 	assert.Equal(t, "lr\t0.1\nbatch\x1b[2J", st.Name, "-o json is exact")
 	assert.Equal(t, "print(1)\nprint(2)", st.Command[2])
 }
@@ -91,15 +59,15 @@ func TestStatusEscapes(t *testing.T) {
 // An id that names none of the caller's jobs says so once, in one line,
 // and points to 'ferry ls'; an ambiguous prefix names a few candidates.
 func TestStatusUnknownID(t *testing.T) {
-	e := &env{root: t.TempDir(), slurm: observetest.NewSlurm(t)}
+	e := newEnv(t)
 	at := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
 	ids := job.NewIDs(at, 5) // a sweep's tasks: one millisecond
 	for _, id := range ids {
-		observetest.WriteJob(t, e.root, job.Spec{ID: id, Submitted: at}, "")
+		observetest.WriteJob(t, e.Root, job.Spec{ID: id, Submitted: at}, "")
 	}
 	short := job.ShortUnique(ids)
 	other := observetest.Job("bob", "777", job.NewID(at), "RUNNING")
-	e.slurm.Set(other)
+	e.Slurm.Set(other)
 
 	tests := []struct {
 		name string
@@ -114,14 +82,14 @@ func TestStatusUnknownID(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			assert.Equal(t, factory.CodeNotFound, e.run(t, tt.ref))
-			assert.Empty(t, e.out.String())
-			msg := strings.TrimSuffix(e.errOut.String(), "\n")
+			assert.Equal(t, factory.CodeNotFound, e.Run(t, tt.ref))
+			assert.Empty(t, e.Out.String())
+			msg := strings.TrimSuffix(e.ErrOut.String(), "\n")
 			assert.NotContains(t, msg, "\n", "one line")
 			assert.Contains(t, msg, tt.want)
 			assert.LessOrEqual(t, strings.Count(msg, "not found")+strings.Count(msg, "no job"), 1, "says it once: %s", msg)
 		})
 	}
-	require.Equal(t, 0, e.run(t, short[ids[2]]), "a listed prefix resolves")
-	assert.Contains(t, e.out.String(), "id:        "+string(ids[2]))
+	require.Equal(t, 0, e.Run(t, short[ids[2]]), "a listed prefix resolves")
+	assert.Contains(t, e.Out.String(), "id:        "+string(ids[2]))
 }

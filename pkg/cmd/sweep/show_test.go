@@ -1,8 +1,6 @@
 package sweep_test
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -15,51 +13,17 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ferry-hpc/ferry/pkg/cmd/cmdtest"
 	"github.com/ferry-hpc/ferry/pkg/cmd/factory"
 	"github.com/ferry-hpc/ferry/pkg/cmd/sweep"
-	"github.com/ferry-hpc/ferry/pkg/config"
 	"github.com/ferry-hpc/ferry/pkg/job"
 	"github.com/ferry-hpc/ferry/pkg/observe/observetest"
 	"github.com/ferry-hpc/ferry/pkg/submit"
 )
 
-type env struct {
-	root        string
-	slurm       *observetest.Slurm
-	out, errOut bytes.Buffer
-	tty         bool
-}
-
-// run runs `ferry sweep args...` and returns the exit code it maps to; an
-// error is printed to errOut as ferry prints it.
-func (e *env) run(t *testing.T, args ...string) int {
-	t.Helper()
-	e.out.Reset()
-	e.errOut.Reset()
-	f := &factory.Factory{
-		IO: &factory.IOStreams{Out: &e.out, ErrOut: &e.errOut, OutTTY: e.tty},
-		Config: func() (*config.Config, error) {
-			c := config.Default()
-			c.SpoolRoot = e.root
-			return c, nil
-		},
-		Slurm: e.slurm.Client,
-		Now:   time.Now,
-	}
-	cmd := sweep.NewCmdSweep(f, nil)
-	cmd.SetArgs(args)
-	cmd.SetOut(&e.out)
-	cmd.SetErr(&e.errOut)
-	cmd.SilenceUsage, cmd.SilenceErrors = true, true
-	for _, c := range append(cmd.Commands(), cmd) {
-		c.SilenceUsage, c.SilenceErrors = true, true
-		c.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &factory.UsageError{Err: err} })
-	}
-	err := cmd.ExecuteContext(context.Background())
-	if err != nil {
-		e.errOut.WriteString("ferry: " + err.Error() + "\n")
-	}
-	return factory.ExitCode(err)
+// newEnv returns a test env that runs `ferry sweep`.
+func newEnv(t *testing.T) *cmdtest.Env {
+	return cmdtest.New(t, func(f *factory.Factory) *cobra.Command { return sweep.NewCmdSweep(f, nil) })
 }
 
 // task is one task of the test sweep: its params and what it logged.
@@ -71,14 +35,14 @@ type task struct {
 
 // writeSweep writes a sweep as 'ferry sweep' leaves it: the sweep record
 // and one job dir per task, each with its metrics.
-func writeSweep(t *testing.T, e *env, tasks []task) (job.ID, []job.ID) {
+func writeSweep(t *testing.T, e *cmdtest.Env, tasks []task) (job.ID, []job.ID) {
 	t.Helper()
 	at := time.Now().Add(-time.Hour)
-	sw := submit.Sweep{ID: job.NewID(at), Project: "grid", Submitted: at, Dir: submit.SweepDir(e.root, job.NewID(at))}
-	sw.Dir = submit.SweepDir(e.root, sw.ID)
+	sw := submit.Sweep{ID: job.NewID(at), Project: "grid", Submitted: at, Dir: submit.SweepDir(e.Root, job.NewID(at))}
+	sw.Dir = submit.SweepDir(e.Root, sw.ID)
 	ids := job.NewIDs(at, len(tasks))
 	for i, tk := range tasks {
-		d := observetest.WriteJob(t, e.root, job.Spec{ID: ids[i], Project: "grid", Submitted: at, Params: tk.params,
+		d := observetest.WriteJob(t, e.Root, job.Spec{ID: ids[i], Project: "grid", Submitted: at, Params: tk.params,
 			Sweep: &job.SweepRef{ID: sw.ID, Index: i}}, fmt.Sprintf("300_%d", i))
 		if tk.state != "" {
 			observetest.WriteResult(t, d, tk.state, 0)
@@ -121,14 +85,14 @@ func gridRows(ids []job.ID) []string {
 }
 
 func TestSweepShowSort(t *testing.T) {
-	e := &env{root: t.TempDir(), slurm: observetest.NewSlurm(t)}
+	e := newEnv(t)
 	swID, ids := writeSweep(t, e, gridTasks)
 	rows := gridRows(ids)
 	me := observetest.Me(t)
 	for _, i := range []int{2, 4} {
 		j := observetest.Job(me, fmt.Sprintf("300_%d", i), swID, "PENDING")
 		j.ArrayJobID, j.ArrayTaskID = "300", i
-		e.slurm.Set(append(e.slurm.Jobs(), j)...)
+		e.Slurm.Set(append(e.Slurm.Jobs(), j)...)
 	}
 
 	tests := []struct {
@@ -146,17 +110,17 @@ func TestSweepShowSort(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			require.Equal(t, 0, e.run(t, append([]string{"show", swID.Short()}, tt.args...)...), e.errOut.String())
+			require.Equal(t, 0, e.Run(t, append([]string{"show", swID.Short()}, tt.args...)...), e.ErrOut.String())
 			var want string
 			for _, i := range tt.order {
 				want += rows[i] + "\n"
 			}
-			assert.Equal(t, want, e.out.String())
-			assert.Equal(t, tt.wantErrOut, e.errOut.String())
+			assert.Equal(t, want, e.Out.String())
+			assert.Equal(t, tt.wantErrOut, e.ErrOut.String())
 
-			require.Equal(t, 0, e.run(t, append([]string{"show", "-o", "json", string(swID)}, tt.args...)...))
+			require.Equal(t, 0, e.Run(t, append([]string{"show", "-o", "json", string(swID)}, tt.args...)...))
 			var shown sweep.Shown
-			require.NoError(t, json.Unmarshal(e.out.Bytes(), &shown))
+			require.NoError(t, json.Unmarshal(e.Out.Bytes(), &shown))
 			var got []int
 			for _, r := range shown.Tasks {
 				got = append(got, r.Index)
@@ -167,35 +131,36 @@ func TestSweepShowSort(t *testing.T) {
 }
 
 func TestSweepShowTerminal(t *testing.T) {
-	e := &env{root: t.TempDir(), slurm: observetest.NewSlurm(t), tty: true}
+	e := newEnv(t)
+	e.TTY = true
 	swID, ids := writeSweep(t, e, gridTasks)
-	require.Equal(t, 0, e.run(t, "show", string(swID), "--sort=-acc"))
-	lines := strings.Split(strings.TrimSuffix(e.out.String(), "\n"), "\n")
-	require.Len(t, lines, 6, e.out.String())
+	require.Equal(t, 0, e.Run(t, "show", string(swID), "--sort=-acc"))
+	lines := strings.Split(strings.TrimSuffix(e.Out.String(), "\n"), "\n")
+	require.Len(t, lines, 6, e.Out.String())
 	assert.Equal(t, []string{"#", "ID", "STATE", "lr", "opt", "acc", "loss"}, strings.Fields(lines[0]))
-	assert.NotContains(t, e.out.String(), "\x1b")
+	assert.NotContains(t, e.Out.String(), "\x1b")
 	seen := map[string]bool{}
 	for i, l := range lines[1:] {
 		f := strings.Fields(l)
 		assert.False(t, seen[f[1]], "id %s shown twice: a sweep's tasks share their first 10 characters", f[1])
 		seen[f[1]] = true
-		d, err := job.Spool{Root: e.root}.Resolve(f[1])
+		d, err := job.Spool{Root: e.Root}.Resolve(f[1])
 		require.NoError(t, err, "the id shown resolves")
 		assert.Equal(t, ids[[]int{1, 3, 0, 2, 4}[i]], d.ID())
 	}
 	assert.Contains(t, lines[4], `"\x1b[31mred"`)
 
-	require.Equal(t, 0, e.run(t, "show", "-o", "json", string(swID)))
+	require.Equal(t, 0, e.Run(t, "show", "-o", "json", string(swID)))
 	var shown sweep.Shown
-	require.NoError(t, json.Unmarshal(e.out.Bytes(), &shown))
+	require.NoError(t, json.Unmarshal(e.Out.Bytes(), &shown))
 	assert.Equal(t, "\x1b[31mred", shown.Tasks[2].Params["opt"], "-o json is exact")
 	assert.Equal(t, "adam\tw", shown.Tasks[1].Params["opt"])
 }
 
 func TestSweepShowUnknown(t *testing.T) {
-	e := &env{root: t.TempDir(), slurm: observetest.NewSlurm(t)}
+	e := newEnv(t)
 	writeSweep(t, e, gridTasks[:1])
-	assert.Equal(t, factory.CodeNotFound, e.run(t, "show", "zzzz"))
-	assert.Equal(t, "ferry: no sweep \"zzzz\" among your sweeps: give the id 'ferry sweep' printed\n", e.errOut.String())
-	assert.Empty(t, e.out.String())
+	assert.Equal(t, factory.CodeNotFound, e.Run(t, "show", "zzzz"))
+	assert.Equal(t, "ferry: no sweep \"zzzz\" among your sweeps: give the id 'ferry sweep' printed\n", e.ErrOut.String())
+	assert.Empty(t, e.Out.String())
 }
