@@ -68,6 +68,16 @@ find "$work" -mindepth 1 -path "$work/hello" -prune -o -type f -print 2>/dev/nul
 		esac
 	done
 
+if ((rc != 0)); then
+	cat >&2 <<EOF
+
+The job $id did not succeed (ferry submit --wait exited $rc): its log is
+above; 'sudo -u $user $FERRY status $id' says why. The cluster is still
+running (stop it with: sudo tests/cluster.sh down).
+EOF
+	exit "$rc"
+fi
+
 cat >&2 <<EOF
 
 Done: job $id ran on the local Slurm cluster as $user.
