@@ -425,10 +425,14 @@ func TestTrackerRecovery(t *testing.T) {
 	b := submit(t, u, dir, proj, "--", "sh", "-c", "exit 2")
 	long := submit(t, u, dir, proj, "--", "sleep", "600")
 	t.Cleanup(func() { ferry(t, u, dir, "cancel", long.ID) })
+	long2 := submit(t, u, dir, proj, "--", "sleep", "600")
+	t.Cleanup(func() { ferry(t, u, dir, "cancel", long2.ID) })
 	waitStore(t, st, a.ID, 90*time.Second, terminal)
 	waitStore(t, st, b.ID, 90*time.Second, terminal)
-	waitStore(t, st, long.ID, 90*time.Second, func(j *store.Job) bool { return j.State == job.Running })
-	ids := []string{a.ID, b.ID, long.ID}
+	for _, l := range []submitted{long, long2} {
+		waitStore(t, st, l.ID, 90*time.Second, func(j *store.Job) bool { return j.State == job.Running })
+	}
+	ids := []string{a.ID, b.ID, long.ID, long2.ID}
 
 	check := func(t *testing.T) {
 		t.Helper()
@@ -457,7 +461,8 @@ func TestTrackerRecovery(t *testing.T) {
 		assert.Equal(t, map[string]int{a.ID: 1, b.ID: 1, long.ID: 1}, terminalEvents(t, st, ids...))
 	})
 
-	t.Run("redis restart", func(t *testing.T) {
+	redisDown := func(t *testing.T) {
+		t.Helper()
 		cluster(t, "stop", "redis")
 		deadline := time.Now().Add(10 * time.Second)
 		for {
@@ -469,10 +474,39 @@ func TestTrackerRecovery(t *testing.T) {
 			require.True(t, time.Now().Before(deadline), "health does not report Redis down: %+v", h)
 			time.Sleep(100 * time.Millisecond)
 		}
+	}
+
+	t.Run("redis restart", func(t *testing.T) {
+		redisDown(t)
+		// A job ends while Redis is down: its end is written once Redis
+		// is back, once.
+		r := ferry(t, u, dir, "cancel", long2.ID)
+		require.Equal(t, 0, r.Code, r.String())
+		waitState(t, u, long2.ID, 30*time.Second, func(s job.Status) bool { return s.State.Terminal() })
 		cluster(t, "start", "redis")
 		waitHealthy(t, 30*time.Second)
+		waitStore(t, st, long2.ID, 10*time.Second, terminal)
 		check(t)
-		assert.Equal(t, map[string]int{a.ID: 1, b.ID: 1, long.ID: 1}, terminalEvents(t, st, ids...))
+		assert.Equal(t, map[string]int{a.ID: 1, b.ID: 1, long.ID: 1, long2.ID: 1}, terminalEvents(t, st, ids...))
+	})
+
+	t.Run("redis restarted without its data", func(t *testing.T) {
+		redisDown(t)
+		require.NoError(t, os.Remove("/var/lib/ferry-redis/dump.rdb"))
+		cluster(t, "start", "redis")
+		waitHealthy(t, 30*time.Second)
+		for _, id := range ids {
+			waitStore(t, st, id, 10*time.Second, func(j *store.Job) bool { return j.State != "" })
+		}
+		check(t)
+		evs, err := st.Events(context.Background(), "", 1000)
+		require.NoError(t, err)
+		var types []string
+		for _, ev := range evs {
+			types = append(types, ev.Type)
+		}
+		assert.Contains(t, types, store.EventResync, "followers are told to reload")
+		assert.Empty(t, terminalEvents(t, st, ids...), "the rebuild writes no job's end again")
 	})
 
 	t.Run("flushall", func(t *testing.T) {
