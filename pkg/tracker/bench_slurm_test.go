@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -136,35 +135,7 @@ func TestBenchTrackerRealSlurm(t *testing.T) {
 	// follower of the event stream notes each arrival.
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	evs, err := st.Events(ctx, "", 1_000_000)
-	require.NoError(t, err)
-	last := "0"
-	if len(evs) > 0 {
-		last = evs[len(evs)-1].StreamID
-	}
-	var mu sync.Mutex
-	changed := map[job.ID]time.Time{} // ferry id -> when ferry cancel returned
-	var lags []time.Duration
-	followDone := make(chan struct{})
-	go func() {
-		defer close(followDone)
-		for runCtx.Err() == nil {
-			got, err := st.WaitEvents(runCtx, last, 200*time.Millisecond, 1000)
-			now := time.Now()
-			if err != nil {
-				continue
-			}
-			for _, ev := range got {
-				last = ev.StreamID
-				mu.Lock()
-				if at, ok := changed[ev.ID]; ok && ev.State == job.Cancelled {
-					lags = append(lags, now.Sub(at))
-					delete(changed, ev.ID)
-				}
-				mu.Unlock()
-			}
-		}
-	}()
+	lf := followLag(t, runCtx, st, job.Cancelled)
 	runDone := make(chan struct{})
 	go func() {
 		defer close(runDone)
@@ -180,11 +151,9 @@ func TestBenchTrackerRealSlurm(t *testing.T) {
 		// From the moment ferry cancel starts: the tracker may see the
 		// change before the command has exited.
 		now := time.Now()
-		mu.Lock()
 		for _, id := range batch {
-			changed[job.ID(id)] = now
+			lf.changed(job.ID(id), now)
 		}
-		mu.Unlock()
 		c := exec.Command(ferry, append([]string{"cancel"}, batch...)...)
 		c.Env = append(os.Environ(), "HOME="+home)
 		out, err := c.CombinedOutput()
@@ -192,21 +161,12 @@ func TestBenchTrackerRealSlurm(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		mu.Lock()
-		left := len(changed)
-		mu.Unlock()
-		if left == 0 {
-			break
-		}
+	for lf.left() > 0 && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	stop()
 	<-runDone
-	<-followDone
-	mu.Lock()
-	missed := len(changed)
-	mu.Unlock()
+	lags, missed := lf.result()
 	require.NotEmpty(t, lags)
 	benchLine(t, "real Slurm: lag from the start of ferry cancel to the cancelled state in Redis at %d jobs (1 s tick, polling only, %d changes): p50 %s, p99 %s, max %s; %d not seen (target: p99 < 2 s)",
 		n, len(lags), pctl(lags, .5).Round(time.Millisecond), pctl(lags, .99).Round(time.Millisecond), pctl(lags, 1).Round(time.Millisecond), missed)

@@ -171,36 +171,7 @@ func TestBenchTracker(t *testing.T) {
 	// notes when each change arrives.
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	changed := map[job.ID]time.Time{}
-	var cmu sync.Mutex
-	var lags []time.Duration
-	follower := st // the store's reads are what a dashboard does
-	last := "0"
-	evs, err := follower.Events(ctx, "", 1_000_000)
-	require.NoError(t, err)
-	if len(evs) > 0 {
-		last = evs[len(evs)-1].StreamID
-	}
-	followDone := make(chan struct{})
-	go func() {
-		defer close(followDone)
-		for runCtx.Err() == nil {
-			evs, err := follower.WaitEvents(runCtx, last, 200*time.Millisecond, 1000)
-			now := time.Now()
-			if err != nil {
-				continue
-			}
-			for _, ev := range evs {
-				last = ev.StreamID
-				cmu.Lock()
-				if at, ok := changed[ev.ID]; ok && ev.State == job.Running {
-					lags = append(lags, now.Sub(at))
-					delete(changed, ev.ID)
-				}
-				cmu.Unlock()
-			}
-		}
-	}()
+	lf := followLag(t, runCtx, st, job.Running)
 	runDone := make(chan struct{})
 	go func() {
 		defer close(runDone)
@@ -217,9 +188,7 @@ func TestBenchTracker(t *testing.T) {
 				continue
 			}
 			lines[i].State, lines[i].Reason, lines[i].Nodes, lines[i].Start = "RUNNING", "", "w2", now
-			cmu.Lock()
-			changed[ids[i]] = now
-			cmu.Unlock()
+			lf.changed(ids[i], now)
 			k++
 		}
 		mu.Unlock()
@@ -229,10 +198,7 @@ func TestBenchTracker(t *testing.T) {
 	time.Sleep(2500 * time.Millisecond) // the last changes land
 	stop()
 	<-runDone
-	<-followDone
-	cmu.Lock()
-	missed := len(changed)
-	cmu.Unlock()
+	lags, missed := lf.result()
 	require.NotEmpty(t, lags)
 	benchLine(t, "lag from a Slurm state change to Redis (1 s tick, %d changes, 200/s): p50 %s, p99 %s, max %s; %d not seen",
 		len(lags), pctl(lags, .5).Round(time.Millisecond), pctl(lags, .99).Round(time.Millisecond), pctl(lags, 1).Round(time.Millisecond), missed)
@@ -282,4 +248,68 @@ func naive(t *testing.T, n int, tick time.Duration) {
 	}
 	benchLine(t, "real squeue of the whole cluster as it is (%d lines), one exec and parse, median of 10: %s",
 		lines, pctl(whole, .5).Round(100*time.Microsecond))
+}
+
+// lagFollower follows the store's event stream, as a dashboard does, and
+// notes how long after each change the test made (changed) its event with
+// the wanted state arrived.
+type lagFollower struct {
+	mu      sync.Mutex
+	pending map[job.ID]time.Time
+	lags    []time.Duration
+	done    chan struct{}
+}
+
+func followLag(t *testing.T, ctx context.Context, st *store.Redis, want job.State) *lagFollower {
+	t.Helper()
+	evs, err := st.Events(ctx, "", 1_000_000)
+	require.NoError(t, err)
+	last := "0"
+	if len(evs) > 0 {
+		last = evs[len(evs)-1].StreamID
+	}
+	f := &lagFollower{pending: map[job.ID]time.Time{}, done: make(chan struct{})}
+	go func() {
+		defer close(f.done)
+		for ctx.Err() == nil {
+			got, err := st.WaitEvents(ctx, last, 200*time.Millisecond, 1000)
+			now := time.Now()
+			if err != nil {
+				continue
+			}
+			f.mu.Lock()
+			for _, ev := range got {
+				last = ev.StreamID
+				if at, ok := f.pending[ev.ID]; ok && ev.State == want {
+					f.lags = append(f.lags, now.Sub(at))
+					delete(f.pending, ev.ID)
+				}
+			}
+			f.mu.Unlock()
+		}
+	}()
+	return f
+}
+
+// changed records that the test changed job id's state in Slurm at at.
+func (f *lagFollower) changed(id job.ID, at time.Time) {
+	f.mu.Lock()
+	f.pending[id] = at
+	f.mu.Unlock()
+}
+
+// left is how many changes have not arrived yet.
+func (f *lagFollower) left() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.pending)
+}
+
+// result waits for the follower to stop (its context done) and returns the
+// lags and how many changes never arrived.
+func (f *lagFollower) result() ([]time.Duration, int) {
+	<-f.done
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lags, len(f.pending)
 }

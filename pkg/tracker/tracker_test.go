@@ -440,17 +440,8 @@ func TestAttribution(t *testing.T) {
 // records, and carries its array index.
 func TestSweepTask(t *testing.T) {
 	e := newEnv(t)
-	sweep := job.NewID(e.clock.Now())
-	id, l := e.submit("sweep", map[string]any{"lr": 0.1})
-	var spec map[string]any
-	data, err := os.ReadFile(filepath.Join(e.dir(id), job.SpecFile))
-	require.NoError(t, err)
-	require.NoError(t, json.Unmarshal(data, &spec))
-	spec["sweep"] = map[string]any{"id": sweep, "index": 3}
-	e.writeJSON(e.dir(id), job.SpecFile, spec)
+	id, l := e.sweepTask("500", 3, "503")
 	require.NoError(t, os.WriteFile(filepath.Join(e.dir(id), job.SlurmIDFile), []byte("500_3\n"), 0o600))
-	l.ID, l.RawID, l.ArrayJobID, l.ArrayTaskID = "500_3", "503", "500", 3
-	l.Comment, l.WorkDir = "ferry:"+string(sweep), filepath.Join(e.spool, ".sweeps", string(sweep))
 	e.slurm.set(running(l, "w1", e.clock.Now()))
 	e.tick()
 	j := e.job(id)
@@ -646,17 +637,8 @@ func TestResultAfterSlurmEnded(t *testing.T) {
 // attribute them, and the next tick a second later does (not 30 s later).
 func TestNewSweepTaskBeforeItsSlurmID(t *testing.T) {
 	e := newEnv(t)
-	sweep := job.NewID(e.clock.Now())
-	id, l := e.submit("sweep", map[string]any{"lr": 0.1})
-	var spec map[string]any
-	data, err := os.ReadFile(filepath.Join(e.dir(id), job.SpecFile))
-	require.NoError(t, err)
-	require.NoError(t, json.Unmarshal(data, &spec))
-	spec["sweep"] = map[string]any{"id": sweep, "index": 0}
-	e.writeJSON(e.dir(id), job.SpecFile, spec)
+	id, l := e.sweepTask("600", 0, "600")
 	require.NoError(t, os.Remove(filepath.Join(e.dir(id), job.SlurmIDFile)))
-	l.ID, l.RawID, l.ArrayJobID, l.ArrayTaskID = "600_0", "600", "600", 0
-	l.Comment, l.WorkDir = "ferry:"+string(sweep), filepath.Join(e.spool, ".sweeps", string(sweep))
 	e.slurm.set(l)
 	e.tick()
 	require.NotEqual(t, "600_0", e.job(id).SlurmID, "not attributable yet")
@@ -668,4 +650,24 @@ func TestNewSweepTaskBeforeItsSlurmID(t *testing.T) {
 	assert.Equal(t, "600_0", j.SlurmID)
 	assert.Equal(t, job.Queued, j.State)
 	assert.Equal(t, "waiting: Priority", j.Reason, "Slurm's own reason, from the listing")
+}
+
+// sweepTask submits a job and turns it into task index of a new sweep
+// whose array is arrayID: its spec names the sweep, and its squeue line is
+// the task's (RawID rawID, the sweep's comment and work dir). Its job dir
+// still records the plain job's Slurm id: the caller writes the task's, or
+// removes it.
+func (e *env) sweepTask(arrayID string, index int, rawID string) (job.ID, slurm.Job) {
+	e.t.Helper()
+	sweep := job.NewID(e.clock.Now())
+	id, l := e.submit("sweep", map[string]any{"lr": 0.1})
+	var spec map[string]any
+	data, err := os.ReadFile(filepath.Join(e.dir(id), job.SpecFile))
+	require.NoError(e.t, err)
+	require.NoError(e.t, json.Unmarshal(data, &spec))
+	spec["sweep"] = map[string]any{"id": sweep, "index": index}
+	e.writeJSON(e.dir(id), job.SpecFile, spec)
+	l.ID, l.RawID, l.ArrayJobID, l.ArrayTaskID = arrayID+"_"+strconv.Itoa(index), rawID, arrayID, index
+	l.Comment, l.WorkDir = "ferry:"+string(sweep), filepath.Join(e.spool, ".sweeps", string(sweep))
+	return id, l
 }
