@@ -128,14 +128,21 @@ class Job:
         return self
 
     def _end(self) -> dict:
-        """How the job ended: result.json, else the terminal status from ferry."""
+        """How the job ended: result.json, else the terminal status from ferry.
+        A result.json the Slurm epilog wrote (the sandbox could not) is only
+        what the worker saw: ferry status, which also asks Slurm, decides."""
         r = self._result_json()
-        if r is not None:
+        if r is not None and r.get("written_by") != "epilog":
             self._last_state = r.get("state", self._last_state)
             return r
         if self._final is None:
-            self.status()
-        return self._final or {"state": self._last_state}
+            try:
+                self.status()
+            except FerryError:
+                pass
+        if self._final is not None:
+            return self._final
+        return r if r is not None else {"state": self._last_state}
 
     def result(self, timeout: float | None = None) -> Any:
         """Wait, then return result.json (state, exit_code, node, times) if

@@ -134,6 +134,19 @@ class WaitTest(FakeCLITest):
         self.assertEqual(cm.exception.state, "cancelled")
         self.assertEqual(cm.exception.reason, "cancelled while queued")
 
+    def test_epilog_record_defers_to_status(self):
+        # The epilog wrote result.json (the sandbox never started) while
+        # Slurm still said COMPLETING; ferry status knows it was cancelled.
+        job, d = self._pending_job()
+        with open(os.path.join(d, "result.json"), "w") as f:
+            json.dump({"state": "failed", "reason": "the job ended before its sandbox started",
+                       "exit_code": -1, "written_by": "epilog"}, f)
+        self.canned({"id": job.id, "state": "cancelled", "reason": "cancelled before it started"})
+        with self.assertRaises(ferry.JobFailed) as cm:
+            job.result(timeout=60)
+        self.assertEqual(cm.exception.state, "cancelled")
+        self.assertEqual(cm.exception.reason, "cancelled before it started")
+
     def test_progress_line_on_tty(self):
         from ferry._display import Progress
         buf = io.StringIO()

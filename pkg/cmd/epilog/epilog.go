@@ -216,8 +216,19 @@ func backfillResult(a slurm.Allocation, fj ferryJob, node string, removed int) e
 	if _, err := root.Lstat(job.LogFile); errors.Is(err, fs.ErrNotExist) {
 		reason = "the job ended before its sandbox started: see slurm.out ('ferry logs --slurm')"
 	}
+	// A cancelled job is still COMPLETING while its epilog runs, so Slurm's
+	// state may not say CANCELLED yet; the user's cancel (ferry cancel
+	// marks it in the job dir before scancel) does.
 	st := job.Failed
-	if a.State == "CANCELLED" {
+	_, markErr := root.Lstat(job.CancelFile)
+	switch {
+	case markErr == nil:
+		st = job.Cancelled
+		reason = "cancelled before its sandbox could record the end"
+		if _, err := root.Lstat(job.LogFile); errors.Is(err, fs.ErrNotExist) {
+			reason = "cancelled before its sandbox started"
+		}
+	case a.State == "CANCELLED":
 		st = job.Cancelled
 	}
 	res := job.Result{State: st, Reason: reason, ExitCode: -1, Node: node, SlurmJobID: a.ID, Ended: time.Now().UTC(), WrittenBy: "epilog"}

@@ -269,3 +269,52 @@ func TestLookupFerryJob(t *testing.T) {
 		})
 	}
 }
+
+// The record the epilog writes for a job whose sandbox could not: a
+// cancelled job is still COMPLETING in Slurm while its epilog runs, so the
+// user's cancel marker, not Slurm's state, makes it cancelled.
+func TestBackfillResult(t *testing.T) {
+	tests := []struct {
+		name        string
+		slurmState  string
+		marker, log bool
+		removed     int
+		wantState   job.State
+		wantReason  string
+	}{
+		{name: "cancelled before the sandbox started", slurmState: "COMPLETING", marker: true,
+			wantState: job.Cancelled, wantReason: "cancelled before its sandbox started"},
+		{name: "cancelled while it ran, sandbox killed", slurmState: "COMPLETING", marker: true, log: true, removed: 1,
+			wantState: job.Cancelled, wantReason: "cancelled before its sandbox could record the end"},
+		{name: "scancel by an admin, Slurm already says so", slurmState: "CANCELLED", log: true,
+			wantState: job.Cancelled, wantReason: "the job's sandbox process was killed before it could record how the job ended"},
+		{name: "sandbox process killed", slurmState: "COMPLETING", log: true, removed: 1,
+			wantState: job.Failed, wantReason: "the job's sandbox process was killed before it could record how the job ended; the epilog removed its container"},
+		{name: "never started", slurmState: "COMPLETING",
+			wantState: job.Failed, wantReason: "the job ended before its sandbox started: see slurm.out ('ferry logs --slurm')"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			home := t.TempDir()
+			id := job.NewID(time.Now())
+			d := job.DirFor(filepath.Join(home, ".ferry", "jobs"), id)
+			require.NoError(t, os.MkdirAll(d.Path(), 0o700))
+			if tt.marker {
+				require.NoError(t, os.WriteFile(d.Cancel(), nil, 0o600))
+			}
+			if tt.log {
+				require.NoError(t, os.WriteFile(d.Log(), []byte("started\n"), 0o600))
+			}
+			a := slurm.Allocation{ID: "42", UID: os.Getuid(), State: tt.slurmState}
+			fj := ferryJob{id: id, dir: d.Path(), home: home, uid: os.Getuid()}
+			require.NoError(t, backfillResult(a, fj, "w1", tt.removed))
+			res, err := job.ReadResult(d)
+			require.NoError(t, err)
+			require.NotNil(t, res)
+			assert.Equal(t, tt.wantState, res.State)
+			assert.Equal(t, tt.wantReason, res.Reason)
+			assert.Equal(t, "epilog", res.WrittenBy)
+			assert.Equal(t, -1, res.ExitCode)
+		})
+	}
+}
