@@ -3,7 +3,6 @@ package observe_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"os"
 	"slices"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/ferry-hpc/ferry/pkg/job"
 	"github.com/ferry-hpc/ferry/pkg/observe"
+	"github.com/ferry-hpc/ferry/pkg/observe/observetest"
 	"github.com/ferry-hpc/ferry/pkg/slurm"
 )
 
@@ -63,20 +63,7 @@ func sjob(slurmID string, id job.ID, state string) slurm.Job {
 // slurmID is not empty.
 func mkJob(t *testing.T, root string, at time.Time, project, slurmID string) job.Dir {
 	t.Helper()
-	id := job.NewID(at)
-	d := job.DirFor(root, id)
-	require.NoError(t, os.MkdirAll(d.Outputs(), 0o700))
-	spec := job.Spec{
-		ID: id, Project: project, Command: []string{"python3", "main.py"}, Image: "ferry/sandbox:latest",
-		Resources: job.Resources{CPUs: 1}, User: "ann", Submitted: at, Dir: d.Path(),
-	}
-	data, err := json.Marshal(spec)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(d.Spec(), data, 0o600))
-	if slurmID != "" {
-		require.NoError(t, os.WriteFile(d.SlurmID(), []byte(slurmID+"\n"), 0o600))
-	}
-	return d
+	return observetest.WriteJob(t, root, job.Spec{Project: project, User: "ann", Submitted: at, Resources: job.Resources{CPUs: 1}}, slurmID)
 }
 
 func writeResult(t *testing.T, d job.Dir, st job.State, code int) {

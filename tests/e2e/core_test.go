@@ -131,11 +131,7 @@ func TestSigkilledBatchScriptLeavesNoContainer(t *testing.T) {
 	pid := sandboxPID(t, s.Dir)
 	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
 	waitNoContainers(t, s.ID, 15*time.Second)
-	// Slurm may report the end a moment before the epilog has written its record.
-	st := waitState(t, u, s.ID, 30*time.Second, func(st job.Status) bool {
-		_, err := os.Stat(filepath.Join(s.Dir, job.ResultFile))
-		return st.State.Terminal() && err == nil
-	})
+	st := waitEpilogRecord(t, u, s)
 	assert.Equal(t, job.Failed, st.State)
 	assert.Contains(t, st.Reason, "sandbox process was killed")
 	res := readResult(t, s.Dir)
@@ -165,10 +161,7 @@ func TestSigkilledBatchScriptWithAgentDown(t *testing.T) {
 	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
 
 	waitNoContainers(t, s.ID, 15*time.Second)
-	st := waitState(t, u, s.ID, 30*time.Second, func(st job.Status) bool {
-		_, err := os.Stat(filepath.Join(s.Dir, job.ResultFile))
-		return st.State.Terminal() && err == nil
-	})
+	st := waitEpilogRecord(t, u, s)
 	assert.Equal(t, job.Failed, st.State)
 	assert.Contains(t, st.Reason, "sandbox process was killed")
 	assert.Contains(t, st.Reason, "the epilog removed its container")
@@ -178,6 +171,17 @@ func TestSigkilledBatchScriptWithAgentDown(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(epilog), "removing job "+s.SlurmID+"'s containers directly")
 	assertNoScratch(t, s.ID, 15*time.Second)
+}
+
+// waitEpilogRecord waits until the job has ended and its result.json is
+// written: Slurm may report the end a moment before the epilog has
+// written its record.
+func waitEpilogRecord(t *testing.T, u tuser, s submitted) job.Status {
+	t.Helper()
+	return waitState(t, u, s.ID, 30*time.Second, func(st job.Status) bool {
+		_, err := os.Stat(filepath.Join(s.Dir, job.ResultFile))
+		return st.State.Terminal() && err == nil
+	})
 }
 
 // assertNoScratch waits until no scratch dir of the job is left on the

@@ -389,6 +389,20 @@ func TestTrackerStateChangesWithoutHook(t *testing.T) {
 		running.Sub(started).Round(time.Millisecond), done.Sub(res.Ended).Round(time.Millisecond))
 }
 
+// assertRebuilt checks what followers see after the tracker rebuilt an
+// emptied store: a resync event, and no job's end written again.
+func assertRebuilt(t *testing.T, st *store.Redis, ids []string) {
+	t.Helper()
+	evs, err := st.Events(context.Background(), "", 1000)
+	require.NoError(t, err)
+	var types []string
+	for _, ev := range evs {
+		types = append(types, ev.Type)
+	}
+	assert.Contains(t, types, store.EventResync, "followers are told to reload")
+	assert.Empty(t, terminalEvents(t, st, ids...), "the rebuild writes no job's end again")
+}
+
 // terminalSource is the source of a job's terminal state event.
 func terminalSource(t testing.TB, st *store.Redis, id string) store.Source {
 	t.Helper()
@@ -499,14 +513,7 @@ func TestTrackerRecovery(t *testing.T) {
 			waitStore(t, st, id, 10*time.Second, func(j *store.Job) bool { return j.State != "" })
 		}
 		check(t)
-		evs, err := st.Events(context.Background(), "", 1000)
-		require.NoError(t, err)
-		var types []string
-		for _, ev := range evs {
-			types = append(types, ev.Type)
-		}
-		assert.Contains(t, types, store.EventResync, "followers are told to reload")
-		assert.Empty(t, terminalEvents(t, st, ids...), "the rebuild writes no job's end again")
+		assertRebuilt(t, st, ids)
 	})
 
 	t.Run("flushall", func(t *testing.T) {
@@ -519,14 +526,7 @@ func TestTrackerRecovery(t *testing.T) {
 		}
 		t.Logf("FLUSHALL: every job back in Redis after %s", time.Since(start).Round(time.Millisecond))
 		check(t)
-		evs, err := st.Events(context.Background(), "", 1000)
-		require.NoError(t, err)
-		var types []string
-		for _, ev := range evs {
-			types = append(types, ev.Type)
-		}
-		assert.Contains(t, types, store.EventResync, "followers are told to reload")
-		assert.Empty(t, terminalEvents(t, st, ids...), "no terminal event written again")
+		assertRebuilt(t, st, ids)
 	})
 }
 
