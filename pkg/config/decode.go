@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"io"
 	"reflect"
-	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/ferry-hpc/ferry/pkg/lazyre"
 
 	"gopkg.in/yaml.v3"
 )
@@ -71,12 +72,12 @@ func decodeFile(name string, data []byte, out any, listKnown bool) (*yaml.Node, 
 }
 
 var (
-	yamlLineRE   = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-	lineRE       = regexp.MustCompile(`(?s)^line (\d+): (?:column (\d+): )?(.*)$`)
-	unknownRE    = regexp.MustCompile(`^field (.+) not found in type (.+)$`)
-	cannotRE     = regexp.MustCompile("(?s)^cannot unmarshal (!.*?)(?: `(.*)`)? into (.+)$")
-	duplicateRE  = regexp.MustCompile(`^mapping key (".*") already defined at line (\d+)$`)
-	yamlPrefixRE = regexp.MustCompile(`^yaml: `)
+	yamlLineRE   = lazyre.New(`^yaml: line (\d+): (.*)$`)
+	lineRE       = lazyre.New(`(?s)^line (\d+): (?:column (\d+): )?(.*)$`)
+	unknownRE    = lazyre.New(`^field (.+) not found in type (.+)$`)
+	cannotRE     = lazyre.New("(?s)^cannot unmarshal (!.*?)(?: `(.*)`)? into (.+)$")
+	duplicateRE  = lazyre.New(`^mapping key (".*") already defined at line (\d+)$`)
+	yamlPrefixRE = lazyre.New(`^yaml: `)
 )
 
 // syntaxError turns yaml's "yaml: line 3: msg" into "name line 3: msg".

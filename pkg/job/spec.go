@@ -4,9 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"regexp"
 	"strings"
 	"time"
+
+	"github.com/ferry-hpc/ferry/pkg/lazyre"
 )
 
 // Spec is what a user asked for. It is written once, to spec.json, when the
@@ -60,8 +61,8 @@ var (
 	// The length is checked apart: a counted repetition such as {0,62}
 	// compiles into 62 states, and every ferry command paid for that at
 	// start-up.
-	projectRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
-	envKeyRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	projectRE = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+	envKeyRE  = lazyre.New(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
 // ValidateProject checks a project name: it ends up in the Slurm job name and

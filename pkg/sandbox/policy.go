@@ -6,11 +6,12 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/ferry-hpc/ferry/pkg/lazyre"
 
 	"github.com/ferry-hpc/ferry/pkg/job"
 )
@@ -66,7 +67,7 @@ func IsRefusal(err error) bool {
 	return errors.As(err, &r)
 }
 
-var envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+var envKeyRE = lazyre.New(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // Decide turns a request from peer into a container spec, or refuses it.
 // alloc is what Slurm said about req.SlurmJobID.

@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/ferry-hpc/ferry/pkg/lazyre"
 
 	"github.com/ferry-hpc/ferry/pkg/job"
 )
@@ -32,7 +33,7 @@ type Script struct {
 	Header    []string          // comment lines, sanitised
 }
 
-var envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+var envKeyRE = lazyre.New(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // Quote makes s one word for a POSIX shell, whatever it holds: it is
 // wrapped in single quotes, and each single quote inside is closed, escaped
