@@ -6,9 +6,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/ferry-hpc/ferry/pkg/lazyre"
 )
 
 // Client runs the Slurm commands through its Runner.
@@ -25,8 +26,8 @@ var (
 	// jobIDRE matches what ferry hands to squeue -j and scancel: a job id,
 	// an array task (123_4) or a het job component (123+1). Nothing that
 	// could be read as an option or split by Slurm's list parsers.
-	jobIDRE  = regexp.MustCompile(`^[0-9]+([_+][0-9]+)?$`)
-	signalRE = regexp.MustCompile(`^[A-Za-z0-9]+$`)
+	jobIDRE  = lazyre.New(`^[0-9]+([_+][0-9]+)?$`)
+	signalRE = lazyre.New(`^[A-Za-z0-9]+$`)
 )
 
 // Submit runs `sbatch --parsable [args...] script` and returns the Slurm job
@@ -42,6 +43,50 @@ func (c *Client) Submit(ctx context.Context, script string, args ...string) (str
 		return "", err
 	}
 	return parseSubmit(out)
+}
+
+// PendingSubmit is an sbatch started before its script was ready: see
+// StartSubmit.
+type PendingSubmit struct {
+	ctx     context.Context
+	c       *Client
+	args    []string
+	started Started // nil when the Runner cannot start early
+}
+
+// StartSubmit starts `sbatch --parsable [args...]` now, reading its script
+// from stdin, and returns at once. Most of sbatch's time is its own
+// start-up (the loader, libslurm, slurm.conf), which then overlaps the
+// caller's work; sbatch submits nothing until Submit hands it the script,
+// and Abort kills it unfed. With a Runner that cannot start a command
+// early, Submit runs sbatch on the script's path instead.
+func (c *Client) StartSubmit(ctx context.Context, args ...string) *PendingSubmit {
+	p := &PendingSubmit{ctx: ctx, c: c, args: append([]string{"--parsable"}, args...)}
+	if st, ok := c.Runner.(Starter); ok {
+		p.started = st.Start(ctx, nil, "sbatch", p.args...)
+	}
+	return p
+}
+
+// Submit hands sbatch the script (whose copy on disk is at path) and
+// returns the Slurm job id.
+func (p *PendingSubmit) Submit(path string, script []byte) (string, error) {
+	if p.started == nil {
+		return p.c.Submit(p.ctx, path, p.args[1:]...)
+	}
+	out, err := p.started.Finish(script)
+	if err != nil {
+		return "", err
+	}
+	return parseSubmit(out)
+}
+
+// Abort kills an sbatch that was not handed its script; after Submit it
+// does nothing.
+func (p *PendingSubmit) Abort() {
+	if p.started != nil {
+		p.started.Abort()
+	}
 }
 
 func parseSubmit(out []byte) (string, error) {
@@ -89,7 +134,7 @@ func (c *Client) Cancel(ctx context.Context, ids []string, signal string) error 
 // DefaultMaxArraySize is Slurm's MaxArraySize when slurm.conf does not set it.
 const DefaultMaxArraySize = 1001
 
-var maxArrayRE = regexp.MustCompile(`^MaxArraySize\s*=\s*(\S+)`)
+var maxArrayRE = lazyre.New(`^MaxArraySize\s*=\s*(\S+)`)
 
 // CancelPending cancels those of ids that are still pending, atomically in
 // slurmctld: a job that started in the meantime is left alone.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,41 +33,120 @@ type ExecRunner struct {
 
 // Run implements Runner.
 func (r ExecRunner) Run(ctx context.Context, env []string, name string, args ...string) ([]byte, error) {
-	timeout := r.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	p := r.start(ctx, env, name, args, false)
+	return p.wait()
+}
 
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = append(inheritedEnv(), env...)
-	cmd.WaitDelay = 2 * time.Second
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout = &stdout
-	cmd.Stderr = &stderr
-	err := cmd.Run()
-	if err == nil {
-		return stdout.Bytes(), nil
+// Started is a command started before its standard input was ready.
+type Started interface {
+	// Finish hands the command its whole standard input, closes it and
+	// waits: the result is what Run would have returned.
+	Finish(stdin []byte) ([]byte, error)
+	// Abort kills a command that was not given its input yet and reaps it;
+	// after Finish it does nothing.
+	Abort()
+}
+
+// Starter is a Runner that can start a command at once and give it its
+// standard input later (sbatch reads its script from stdin).
+type Starter interface {
+	Start(ctx context.Context, env []string, name string, args ...string) Started
+}
+
+// Start implements Starter. The timeout counts from now.
+func (r ExecRunner) Start(ctx context.Context, env []string, name string, args ...string) Started {
+	return r.start(ctx, env, name, args, true)
+}
+
+type started struct {
+	ctx     context.Context
+	cancel  context.CancelFunc
+	timeout time.Duration
+	name    string
+	args    []string
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	stdout  bytes.Buffer
+	stderr  bytes.Buffer
+	err     error // from Start
+	done    bool
+}
+
+func (r ExecRunner) start(ctx context.Context, env []string, name string, args []string, pipe bool) *started {
+	p := &started{timeout: r.Timeout, name: name, args: args}
+	if p.timeout <= 0 {
+		p.timeout = DefaultTimeout
 	}
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		if errors.Is(ctxErr, context.DeadlineExceeded) {
-			return stdout.Bytes(), fmt.Errorf("%s: no answer within %s: %w", filepath.Base(name), timeout, ctxErr)
+	p.ctx, p.cancel = context.WithTimeout(ctx, p.timeout)
+	p.cmd = exec.CommandContext(p.ctx, name, args...)
+	p.cmd.Env = append(inheritedEnv(), env...)
+	p.cmd.WaitDelay = 2 * time.Second
+	p.cmd.Stdout = &p.stdout
+	p.cmd.Stderr = &p.stderr
+	if pipe {
+		if p.stdin, p.err = p.cmd.StdinPipe(); p.err != nil {
+			return p
 		}
-		return stdout.Bytes(), fmt.Errorf("%s: %w", filepath.Base(name), ctxErr)
+	}
+	p.err = p.cmd.Start()
+	return p
+}
+
+// Finish implements Started.
+func (p *started) Finish(stdin []byte) ([]byte, error) {
+	if p.err == nil {
+		// A command that died early makes the write fail (EPIPE); Wait
+		// says why it died.
+		_, _ = p.stdin.Write(stdin)
+		_ = p.stdin.Close()
+	}
+	return p.wait()
+}
+
+// Abort implements Started.
+func (p *started) Abort() {
+	if p.done {
+		return
+	}
+	if p.err == nil {
+		_ = p.cmd.Process.Kill()
+		if p.stdin != nil {
+			_ = p.stdin.Close()
+		}
+		_ = p.cmd.Wait()
+	}
+	p.done = true
+	p.cancel()
+}
+
+func (p *started) wait() ([]byte, error) {
+	p.done = true
+	defer p.cancel()
+	err := p.err
+	if err == nil {
+		err = p.cmd.Wait()
+	}
+	if err == nil {
+		return p.stdout.Bytes(), nil
+	}
+	if ctxErr := p.ctx.Err(); ctxErr != nil {
+		if errors.Is(ctxErr, context.DeadlineExceeded) {
+			return p.stdout.Bytes(), fmt.Errorf("%s: no answer within %s: %w", filepath.Base(p.name), p.timeout, ctxErr)
+		}
+		return p.stdout.Bytes(), fmt.Errorf("%s: %w", filepath.Base(p.name), ctxErr)
 	}
 	var exitErr *exec.ExitError
 	if errors.As(err, &exitErr) {
-		return stdout.Bytes(), &CmdError{
-			Args:     append([]string{name}, args...),
+		return p.stdout.Bytes(), &CmdError{
+			Args:     append([]string{p.name}, p.args...),
 			ExitCode: exitErr.ExitCode(),
-			Stderr:   stderr.String(),
+			Stderr:   p.stderr.String(),
 		}
 	}
 	if errors.Is(err, exec.ErrNotFound) {
-		return nil, fmt.Errorf("%s not found in PATH: install the Slurm client commands (slurm-client): %w", name, err)
+		return nil, fmt.Errorf("%s not found in PATH: install the Slurm client commands (slurm-client): %w", p.name, err)
 	}
-	return nil, fmt.Errorf("run %s: %w", name, err)
+	return nil, fmt.Errorf("run %s: %w", p.name, err)
 }
 
 func inheritedEnv() []string {

@@ -1,9 +1,11 @@
 package slurm
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -104,5 +106,56 @@ func TestExecRunner(t *testing.T) {
 		assert.NotContains(t, string(out), "SQUEUE_PARTITION")
 		assert.NotContains(t, string(out), "SINFO_FORMAT")
 		assert.Equal(t, "secret", os.Getenv("SQUEUE_PARTITION"), "the caller's own environment is untouched")
+	})
+}
+
+func TestExecRunnerStart(t *testing.T) {
+	ctx := context.Background()
+	r := ExecRunner{}
+
+	t.Run("the command gets its stdin only at Finish", func(t *testing.T) {
+		marker := filepath.Join(t.TempDir(), "read")
+		// The command records when it got EOF on stdin, then echoes it.
+		p := r.Start(ctx, nil, "/bin/sh", "-c", `in=$(cat; echo .); : > "$1"; printf '%s' "${in%.}"`, "sh", marker)
+		time.Sleep(100 * time.Millisecond)
+		assert.NoFileExists(t, marker, "nothing was handed over yet")
+		out, err := p.Finish([]byte("#!/bin/bash\ntrue\n"))
+		require.NoError(t, err)
+		assert.Equal(t, "#!/bin/bash\ntrue\n", string(out))
+		assert.FileExists(t, marker)
+		p.Abort() // after Finish: nothing to do, no panic
+	})
+
+	t.Run("Abort kills it unfed", func(t *testing.T) {
+		marker := filepath.Join(t.TempDir(), "fed")
+		p := r.Start(ctx, nil, "/bin/sh", "-c", `cat >/dev/null; : > "$1"`, "sh", marker)
+		p.Abort()
+		p.Abort()
+		time.Sleep(100 * time.Millisecond)
+		assert.NoFileExists(t, marker, "a killed command never saw the end of its input")
+	})
+
+	t.Run("a command that dies before reading reports why", func(t *testing.T) {
+		p := r.Start(ctx, nil, "/bin/sh", "-c", `echo "sh: error: no slurm.conf" >&2; exit 1`)
+		time.Sleep(100 * time.Millisecond) // it is gone: the write fails, quietly
+		_, err := p.Finish(bytes.Repeat([]byte("x"), 1<<20))
+		var ce *CmdError
+		require.ErrorAs(t, err, &ce)
+		assert.Equal(t, "sh: no slurm.conf (exit 1)", err.Error())
+	})
+
+	t.Run("missing command", func(t *testing.T) {
+		p := r.Start(ctx, nil, "ferry-no-such-command")
+		_, err := p.Finish([]byte("x"))
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "not found in PATH")
+		p.Abort()
+	})
+
+	t.Run("the timeout counts from Start", func(t *testing.T) {
+		p := ExecRunner{Timeout: 200 * time.Millisecond}.Start(ctx, nil, "/bin/sh", "-c", "cat; sleep 10")
+		time.Sleep(300 * time.Millisecond)
+		_, err := p.Finish([]byte("x"))
+		assert.ErrorIs(t, err, context.DeadlineExceeded)
 	})
 }

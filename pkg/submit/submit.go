@@ -11,10 +11,11 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ferry-hpc/ferry/pkg/lazyre"
 
 	"github.com/ferry-hpc/ferry/pkg/atomicfile"
 	"github.com/ferry-hpc/ferry/pkg/bundle"
@@ -45,10 +46,16 @@ type Sbatcher interface {
 	Submit(ctx context.Context, script string, args ...string) (string, error)
 }
 
+// EarlySbatcher is an Sbatcher that can start sbatch before the script is
+// ready (slurm.Client does).
+type EarlySbatcher interface {
+	StartSubmit(ctx context.Context, args ...string) *slurm.PendingSubmit
+}
+
 // partitionRE is what a Slurm partition name may hold here: anything else
 // would be refused later, by the script renderer or by sbatch, with a
 // message about internals.
-var partitionRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+var partitionRE = lazyre.New(`^[A-Za-z0-9_.-]+$`)
 
 // Submitter submits jobs for the calling user.
 type Submitter struct {
@@ -57,7 +64,12 @@ type Submitter struct {
 	Ferry    string // ferry's path on the workers
 	Now      func() time.Time
 	Progress io.Writer // progress bar target (stderr)
-	TTY      bool
+	// Early is an sbatch the caller started before building the spec
+	// (slurm.Client.StartSubmit), so that its start-up also overlaps
+	// reading the config and the project; the next SubmitSpec hands it the
+	// script or aborts it. Nil: SubmitSpec starts its own.
+	Early *slurm.PendingSubmit
+	TTY   bool
 }
 
 // Submitted is the outcome of a submit.
@@ -167,16 +179,28 @@ func (s *Submitter) Submit(ctx context.Context, req Request) (*Submitted, error)
 
 // SubmitSpec writes the job dir for a built spec and runs sbatch.
 //
-// Packing the bundle and running sbatch overlap: the small files (spec,
-// params, script) are committed first, sbatch runs while the bundle is
-// packed beside them, and the bundle is renamed into place when complete.
-// A job that starts before its bundle is there waits for it (see
+// Three things overlap. sbatch is started first: most of its time is its
+// own start-up, which runs while ferry checks the project and writes the
+// job dir; it is handed its script (on stdin) only once the dir is
+// committed, so a job can never start before its dir exists, and on any
+// error before that it is killed unfed and nothing reaches Slurm. Then,
+// while sbatch talks to slurmctld, the bundle is packed beside the
+// committed small files (spec, params, script) and renamed into place when
+// complete; a job that starts before its bundle is there waits for it (see
 // sandbox.Run). If packing fails after all, the Slurm job is cancelled and
 // the job dir removed, so nothing is left behind either way.
 func (s *Submitter) SubmitSpec(ctx context.Context, spec *job.Spec) (*Submitted, error) {
 	now := time.Now
 	if s.Now != nil {
 		now = s.Now
+	}
+	early := s.Early
+	s.Early = nil
+	if es, ok := s.Slurm.(EarlySbatcher); ok && early == nil {
+		early = es.StartSubmit(ctx)
+	}
+	if early != nil {
+		defer early.Abort() // kills it if it was not handed its script
 	}
 	if err := s.identify(spec); err != nil {
 		return nil, err
@@ -254,7 +278,12 @@ func (s *Submitter) SubmitSpec(ctx context.Context, spec *job.Spec) (*Submitted,
 	packed := make(chan error, 1)
 	go func() { packed <- s.packInto(packCtx, spec, final, spool, key) }()
 
-	slurmID, err := s.Slurm.Submit(ctx, final.Script())
+	var slurmID string
+	if early != nil {
+		slurmID, err = early.Submit(final.Script(), script)
+	} else {
+		slurmID, err = s.Slurm.Submit(ctx, final.Script())
+	}
 	if err != nil {
 		stopPack()
 		<-packed

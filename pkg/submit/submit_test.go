@@ -17,6 +17,7 @@ import (
 	"github.com/ferry-hpc/ferry/pkg/bundle"
 	"github.com/ferry-hpc/ferry/pkg/config"
 	"github.com/ferry-hpc/ferry/pkg/job"
+	"github.com/ferry-hpc/ferry/pkg/slurm"
 	"github.com/ferry-hpc/ferry/pkg/submit"
 )
 
@@ -612,4 +613,83 @@ func TestSubmitReusesBundle(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join(out, "main.py"))
 	require.NoError(t, err)
 	assert.Equal(t, "print('changed')\n", string(data))
+}
+
+// startingSbatch is a Runner that starts sbatch early (slurm.Starter): it
+// records what the spool held at the moment sbatch was handed its script.
+type startingSbatch struct {
+	t       *testing.T
+	spool   string
+	starts  int
+	fed     []byte
+	dirs    []string // job dirs in the spool when fed, staging dirs included
+	onDisk  []byte   // the committed job.sbatch when fed
+	aborted int
+}
+
+func (s *startingSbatch) Run(context.Context, []string, string, ...string) ([]byte, error) {
+	s.t.Error("sbatch was run the slow way")
+	return nil, errors.New("no")
+}
+
+func (s *startingSbatch) Start(_ context.Context, _ []string, name string, args ...string) slurm.Started {
+	assert.Equal(s.t, "sbatch", name)
+	assert.Equal(s.t, []string{"--parsable"}, args, "the script comes on stdin, not as a path")
+	s.starts++
+	return &startedSbatch{s: s}
+}
+
+type startedSbatch struct{ s *startingSbatch }
+
+func (p *startedSbatch) Finish(stdin []byte) ([]byte, error) {
+	s := p.s
+	s.fed = stdin
+	s.dirs = spoolEntries(s.t, s.spool)
+	if len(s.dirs) == 1 {
+		s.onDisk, _ = os.ReadFile(job.DirFor(s.spool, job.ID(s.dirs[0])).Script())
+	}
+	return []byte("42\n"), nil
+}
+
+func (p *startedSbatch) Abort() { p.s.aborted++ }
+
+func TestSubmitSpecStartsSbatchEarly(t *testing.T) {
+	t.Run("it is fed the committed script", func(t *testing.T) {
+		s, spec := submitter(t, &fakeSbatch{}, nil)
+		st := &startingSbatch{t: t, spool: s.Config.SpoolRoot}
+		s.Slurm = &slurm.Client{Runner: st}
+		got, err := s.SubmitSpec(context.Background(), spec)
+		require.NoError(t, err)
+		assert.Equal(t, "42", got.SlurmID)
+		assert.Equal(t, 1, st.starts)
+		assert.Equal(t, []string{string(got.Spec.ID)}, st.dirs, "the job dir was committed (renamed from staging) before sbatch saw the script")
+		assert.Equal(t, st.onDisk, st.fed, "sbatch got the very script in the job dir")
+		assert.Contains(t, string(st.fed), "#SBATCH --comment=ferry:"+string(got.Spec.ID)+"\n")
+	})
+
+	t.Run("one started by the caller is used", func(t *testing.T) {
+		s, spec := submitter(t, &fakeSbatch{}, nil)
+		st := &startingSbatch{t: t, spool: s.Config.SpoolRoot}
+		client := &slurm.Client{Runner: st}
+		s.Slurm = client
+		s.Early = client.StartSubmit(context.Background())
+		_, err := s.SubmitSpec(context.Background(), spec)
+		require.NoError(t, err)
+		assert.Equal(t, 1, st.starts, "no second sbatch")
+		assert.NotEmpty(t, st.fed)
+		assert.Nil(t, s.Early, "used once")
+	})
+
+	t.Run("bad input kills it unfed", func(t *testing.T) {
+		s, spec := submitter(t, &fakeSbatch{}, map[string]string{"main.py": "print(1)\n", "big.bin": strings.Repeat("x", 64<<10)})
+		s.Config.MaxBundle = 16 << 10
+		st := &startingSbatch{t: t, spool: s.Config.SpoolRoot}
+		s.Slurm = &slurm.Client{Runner: st}
+		_, err := s.SubmitSpec(context.Background(), spec)
+		var bi *submit.BadInput
+		require.ErrorAs(t, err, &bi)
+		assert.Equal(t, 1, st.aborted)
+		assert.Nil(t, st.fed, "sbatch never got a script, so Slurm got no job")
+		assert.Empty(t, spoolEntries(t, s.Config.SpoolRoot))
+	})
 }
