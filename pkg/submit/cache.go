@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ferry-hpc/ferry/pkg/atomicfile"
 	"github.com/ferry-hpc/ferry/pkg/bundle"
 )
 
@@ -21,6 +20,9 @@ import (
 const (
 	cacheDir  = ".cache/bundles"
 	cacheKeep = 8
+	// staleTemp is when a temp file in the cache is surely not another
+	// submit's, still being written.
+	staleTemp = time.Hour
 )
 
 type bundleCache struct{ dir string }
@@ -56,7 +58,10 @@ func (c bundleCache) get(key, dst string) (bundle.Info, bool) {
 }
 
 // put records the freshly packed (and fsynced) bundle at src under key.
-// The cache is an optimisation: failing to fill it is not an error.
+// The cache is an optimisation: failing to fill it is not an error, and
+// nothing in it is waited onto the disk (a submit would wait with it). After
+// a crash an entry is whole or missing: its info is renamed into place,
+// and get checks it against the bundle's size.
 func (c bundleCache) put(key, src string, info bundle.Info) {
 	if err := os.MkdirAll(c.dir, 0o700); err != nil {
 		return
@@ -70,13 +75,30 @@ func (c bundleCache) put(key, src string, info bundle.Info) {
 		_ = os.Remove(tmp)
 		return
 	}
-	if err := atomicfile.WriteJSON(infoPath, info, 0o600); err != nil {
+	data, err := json.Marshal(info)
+	if err != nil {
+		return
+	}
+	f, err := os.CreateTemp(c.dir, ".info.tmp-*")
+	if err != nil {
+		return
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), infoPath)
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
 		return
 	}
 	c.prune()
 }
 
-// prune keeps the cacheKeep most recently used entries.
+// prune keeps the cacheKeep most recently used entries, and removes temp
+// files a submit killed half-way left behind.
 func (c bundleCache) prune() {
 	ents, err := os.ReadDir(c.dir)
 	if err != nil {
@@ -88,12 +110,18 @@ func (c bundleCache) prune() {
 	}
 	var list []used
 	for _, e := range ents {
-		key, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok {
-			continue
-		}
 		fi, err := e.Info()
 		if err != nil {
+			continue
+		}
+		if strings.Contains(e.Name(), ".tmp-") {
+			if timeNow().Sub(fi.ModTime()) > staleTemp {
+				_ = os.Remove(filepath.Join(c.dir, e.Name()))
+			}
+			continue
+		}
+		key, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok {
 			continue
 		}
 		list = append(list, used{key, fi.ModTime().UnixNano()})
