@@ -12,17 +12,41 @@ import (
 // change (format, normalisation, compression), so old fingerprints miss.
 const fingerprintVersion = "ferry-bundle-1"
 
-// Fingerprint scans dir as Pack would, stat'ing only, and returns a key
-// that changes whenever what Pack writes for dir may change: every entry's
-// path, type, permissions, size, mtime and symlink target, and on Unix its
-// inode and ctime, which change with any write to the file even when its
-// size and mtime are put back. Two scans with the same key pack to the same
-// bytes, so a bundle packed before can be used again. It also returns the
-// regular files, biggest first, and their total size, for the size cap.
+// Tree is one stat pass over a project dir: its fingerprint, its size for
+// the cap, and the entries Pack would pack. Handed to Pack (Options.Scan),
+// it makes Pack pack exactly the entries the fingerprint covered, without
+// walking the dir again.
+type Tree struct {
+	// Key changes whenever what Pack writes for the dir may change: every
+	// entry's path, type, permissions, size, mtime and symlink target, and
+	// on Unix its inode and ctime, which change with any write to the file
+	// even when its size and mtime are put back. Two scans with the same
+	// key pack to the same bytes, so a bundle packed before can be used
+	// again.
+	Key   string
+	Files []FileSize // the regular files, biggest first
+	Total int64      // their total size
+
+	dir     string
+	entries []entry
+}
+
+// Fingerprint scans dir as Pack would, stat'ing only, and returns the
+// scan's key, its regular files (biggest first) and their total size.
 func Fingerprint(ctx context.Context, dir string, level string) (string, []FileSize, int64, error) {
-	entries, err := scan(ctx, dir, nil)
+	sc, err := ScanTree(ctx, dir, level)
 	if err != nil {
 		return "", nil, 0, err
+	}
+	return sc.Key, sc.Files, sc.Total, nil
+}
+
+// ScanTree scans dir as Pack would, stat'ing only; level is the compression
+// setting the bundle will be packed with, part of the key.
+func ScanTree(ctx context.Context, dir string, level string) (*Tree, error) {
+	entries, err := scan(ctx, dir, nil)
+	if err != nil {
+		return nil, err
 	}
 	h := sha256.New()
 	io.WriteString(h, fingerprintVersion+"\x00"+level+"\x00")
@@ -44,5 +68,5 @@ func Fingerprint(ctx context.Context, dir string, level string) (string, []FileS
 	}
 	files, total := regularFiles(entries)
 	sortBiggest(files)
-	return hex.EncodeToString(h.Sum(nil)), files, total, nil
+	return &Tree{Key: hex.EncodeToString(h.Sum(nil)), Files: files, Total: total, dir: dir, entries: entries}, nil
 }

@@ -1,6 +1,7 @@
 package bundle
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"os"
@@ -64,4 +65,34 @@ func TestFingerprint(t *testing.T) {
 	assert.Len(t, files, 4)
 	_, _, _, err = Fingerprint(ctx, filepath.Join(dir, "nope"), "fastest")
 	assert.Error(t, err)
+}
+
+func TestPackFromTreePacksTheScannedEntries(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "data"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "main.py"), []byte("print(1)\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "data", "a.txt"), []byte("aaaa"), 0o644))
+
+	tree, err := ScanTree(ctx, dir, "default")
+	require.NoError(t, err)
+	var plain, fromTree bytes.Buffer
+	want, err := Pack(ctx, dir, &plain, Options{})
+	require.NoError(t, err)
+	got, err := Pack(ctx, dir, &fromTree, Options{Tree: tree})
+	require.NoError(t, err)
+	assert.Equal(t, want, got, "the same bundle either way")
+	assert.Equal(t, plain.Bytes(), fromTree.Bytes())
+
+	// A file that appears after the scan is not in the bundle the scan's
+	// key names; a walk of the dir would have packed it.
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "late.txt"), []byte("late"), 0o644))
+	var again bytes.Buffer
+	_, err = Pack(ctx, dir, &again, Options{Tree: tree})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"data/", "data/a.txt", "main.py"}, tarNames(t, again.Bytes()))
+	var walked bytes.Buffer
+	_, err = Pack(ctx, dir, &walked, Options{})
+	require.NoError(t, err)
+	assert.Contains(t, tarNames(t, walked.Bytes()), "late.txt")
 }

@@ -34,6 +34,10 @@ type Options struct {
 	// OnSkip, if set, is told about special files and outward symlinks
 	// that Pack leaves out.
 	OnSkip SkipFunc
+	// Tree, if set, is a ScanTree of the same dir: Pack packs its entries
+	// instead of walking the dir again (OnSkip is then not called; ScanTree
+	// left out the same files).
+	Tree *Tree
 }
 
 // Info describes a bundle Pack wrote.
@@ -68,9 +72,14 @@ const (
 // then read once; one that grows meanwhile is cut at its stat'ed size, one
 // that shrinks fails the pack. On error, what was written to w is garbage.
 func Pack(ctx context.Context, dir string, w io.Writer, opts Options) (Info, error) {
-	entries, err := scan(ctx, dir, opts.OnSkip)
-	if err != nil {
-		return Info{}, err
+	var entries []entry
+	if opts.Tree != nil && opts.Tree.dir == dir {
+		entries = opts.Tree.entries
+	} else {
+		var err error
+		if entries, err = scan(ctx, dir, opts.OnSkip); err != nil {
+			return Info{}, err
+		}
 	}
 	files, total := regularFiles(entries)
 	if opts.MaxBytes > 0 && total > opts.MaxBytes {

@@ -208,12 +208,13 @@ func (s *Submitter) SubmitSpec(ctx context.Context, spec *job.Spec) (*Submitted,
 	spec.Submitted = now().UTC()
 	spec.ID = job.NewID(spec.Submitted)
 	// One stat pass: the size cap is checked before anything reaches
-	// Slurm, and the fingerprint finds an unchanged project's bundle.
-	key, files, total, err := bundle.Fingerprint(ctx, spec.Source, "default")
+	// Slurm, the fingerprint finds an unchanged project's bundle, and the
+	// pack packs the very entries the fingerprint covered.
+	tree, err := bundle.ScanTree(ctx, spec.Source, "default")
 	if err != nil {
 		return nil, fmt.Errorf("pack %s: %w", spec.Source, err)
 	}
-	if err := tooBig(files, total, int64(s.Config.MaxBundle)); err != nil {
+	if err := tooBig(tree.Files, tree.Total, int64(s.Config.MaxBundle)); err != nil {
 		return nil, err
 	}
 	spool := s.Config.SpoolRoot
@@ -276,7 +277,7 @@ func (s *Submitter) SubmitSpec(ctx context.Context, spec *job.Spec) (*Submitted,
 	packCtx, stopPack := context.WithCancel(ctx)
 	defer stopPack()
 	packed := make(chan error, 1)
-	go func() { packed <- s.packInto(packCtx, spec, final, spool, key) }()
+	go func() { packed <- s.packInto(packCtx, spec, final, spool, tree) }()
 
 	var slurmID string
 	if early != nil {
@@ -315,16 +316,16 @@ func (s *Submitter) SubmitSpec(ctx context.Context, spec *job.Spec) (*Submitted,
 // packInto packs the project beside the committed job dir, records the
 // bundle in spec.json, renames the bundle into place last (its presence
 // means the job dir is complete), and makes it all durable.
-func (s *Submitter) packInto(ctx context.Context, spec *job.Spec, d job.Dir, spool, key string) error {
+func (s *Submitter) packInto(ctx context.Context, spec *job.Spec, d job.Dir, spool string, tree *bundle.Tree) error {
 	// The small files are already in place: make them durable while packing.
 	early := make(chan error, 1)
 	go func() { early <- atomicfile.SyncAll(d.Params(), d.Script(), d.Outputs()) }()
 	tmp := filepath.Join(d.Path(), ".bundle.tmp")
 	cache := newBundleCache(spool)
-	info, hit := cache.get(key, tmp)
+	info, hit := cache.get(tree.Key, tmp)
 	var err error
 	if !hit {
-		info, err = s.pack(ctx, spec.Source, tmp)
+		info, err = s.pack(ctx, spec.Source, tmp, tree)
 	}
 	if eerr := <-early; err == nil {
 		err = eerr
@@ -354,13 +355,10 @@ func (s *Submitter) packInto(ctx context.Context, spec *job.Spec, d job.Dir, spo
 	if err := os.Rename(tmp, d.Bundle()); err != nil {
 		return err
 	}
-	if err := atomicfile.SyncAll(d.Path(), spool); err != nil {
-		return err
-	}
 	if !hit {
-		cache.put(key, d.Bundle(), info)
+		cache.put(tree.Key, d.Bundle(), info) // its own entries need not be durable
 	}
-	return nil
+	return atomicfile.SyncAll(d.Path(), spool)
 }
 
 // writeHint writes a small file atomically (temp file and rename) without
@@ -389,7 +387,7 @@ func (s *Submitter) identify(spec *job.Spec) error {
 	return nil
 }
 
-func (s *Submitter) pack(ctx context.Context, src, dst string) (bundle.Info, error) {
+func (s *Submitter) pack(ctx context.Context, src, dst string, tree *bundle.Tree) (bundle.Info, error) {
 	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return bundle.Info{}, err
@@ -398,6 +396,7 @@ func (s *Submitter) pack(ctx context.Context, src, dst string) (bundle.Info, err
 		MaxBytes:   int64(s.Config.MaxBundle),
 		Progress:   s.Progress,
 		IsTerminal: s.TTY,
+		Tree:       tree,
 	})
 	if cerr := f.Close(); err == nil {
 		err = cerr

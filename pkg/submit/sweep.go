@@ -123,7 +123,7 @@ func (s *Submitter) SubmitSweep(ctx context.Context, base *job.Spec, sets []map[
 			}
 		}
 	}()
-	info, err := s.pack(ctx, base.Source, filepath.Join(stage, job.BundleFile))
+	info, err := s.pack(ctx, base.Source, filepath.Join(stage, job.BundleFile), nil)
 	if err != nil {
 		return nil, err
 	}
