@@ -65,6 +65,11 @@ func timeAs(t *testing.T, u tuser, dir string, name string, args ...string) time
 // into the parked partition (State=DOWN: jobs queue and never start), so
 // that the jobs do not start containers on this machine's two cores while
 // submit itself is timed: on a cluster the user node is not a worker.
+//
+// Two more commands are timed in the same rounds, to show where ferry's
+// time goes: `ferry version` (ferry's start-up and exit, no work), and
+// sbatchfloor, the least a Go program that submits through sbatch can do
+// (testdata/sbatchfloor: start, run sbatch with a script on stdin, exit).
 func TestBenchSubmitVsSbatch(t *testing.T) {
 	u := lookup(t, alice)
 	dir := workdir(t, u)
@@ -82,11 +87,15 @@ func TestBenchSubmitVsSbatch(t *testing.T) {
 		}
 		require.NoError(t, os.WriteFile(name, buf, 0o644))
 	}
+	floor := filepath.Join(dir, "sbatchfloor")
+	build := exec.Command("go", "build", "-o", floor, "./testdata/sbatchfloor")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "build testdata/sbatchfloor: %s", out)
 	chownTree(t, dir, u)
 	const runs = 20
 	// warm: the same project each time (its bundle is linked from the
 	// cache); cold: a byte changed before each submit, so it is packed anew.
-	var warmT, coldT, sbatchT []time.Duration
+	var warmT, coldT, sbatchT, floorT, versionT []time.Duration
 	mainPy := filepath.Join(proj, "main.py")
 	t.Cleanup(func() { _ = exec.Command("scancel", "-p", parked).Run() })
 	for i := range runs {
@@ -94,11 +103,15 @@ func TestBenchSubmitVsSbatch(t *testing.T) {
 		require.NoError(t, os.WriteFile(mainPy, append(buf[:len(buf)-8], fmt.Sprintf("%08d", i)...), 0o644))
 		coldT = append(coldT, timeAs(t, u, dir, ferryBin, "submit", "--partition", parked, proj, "--", "true"))
 		sbatchT = append(sbatchT, timeAs(t, u, dir, "/usr/bin/sbatch", "--parsable", "--partition", parked, "--wrap", "true"))
+		floorT = append(floorT, timeAs(t, u, dir, floor, "--partition", parked))
+		versionT = append(versionT, timeAs(t, u, dir, ferryBin, "version"))
 	}
-	mw, mc, ms := median(warmT), median(coldT), median(sbatchT)
+	mw, mc, ms, mf, mv := median(warmT), median(coldT), median(sbatchT), median(floorT), median(versionT)
+	us := func(d time.Duration) time.Duration { return d.Round(time.Microsecond) }
 	bench(t, "submit: ferry submit (100 files, 1 MB): unchanged project (bundle from the cache) median %v, p95 %v; changed project (packed) median %v, p95 %v; sbatch --parsable --wrap true median %v, p95 %v; ratio of medians %.2f unchanged, %.2f changed (target <= 1.5)",
-		mw.Round(time.Microsecond), pct(warmT, .95).Round(time.Microsecond), mc.Round(time.Microsecond), pct(coldT, .95).Round(time.Microsecond),
-		ms.Round(time.Microsecond), pct(sbatchT, .95).Round(time.Microsecond), float64(mw)/float64(ms), float64(mc)/float64(ms))
+		us(mw), us(pct(warmT, .95)), us(mc), us(pct(coldT, .95)), us(ms), us(pct(sbatchT, .95)), float64(mw)/float64(ms), float64(mc)/float64(ms))
+	bench(t, "submit: in the same rounds: a minimal Go program running sbatch with a script on stdin (testdata/sbatchfloor) median %v, %.2f x sbatch; ferry version (start-up and exit only) median %v",
+		us(mf), float64(mf)/float64(ms), us(mv))
 	require.NoError(t, exec.Command("scancel", "-p", parked).Run())
 }
 
