@@ -270,7 +270,11 @@ func (a *Agent) handleHealth(w http.ResponseWriter, r *http.Request) {
 func (a *Agent) refuse(w http.ResponseWriter, peer Peer, req Request, err error) {
 	a.Log.Warn("run refused", "uid", peer.UID, "pid", peer.PID, "slurm_job", req.SlurmJobID,
 		"job_dir", req.JobDir, "image", req.Image, "decision", "refused", "reason", err.Error())
-	writeJSON(w, http.StatusForbidden, map[string]string{"error": err.Error()})
+	body := map[string]any{"error": err.Error()}
+	if r := (*Refusal)(nil); errors.As(err, &r) && r.Ending {
+		body["ending"] = true
+	}
+	writeJSON(w, http.StatusForbidden, body)
 }
 
 func (a *Agent) handleRun(w http.ResponseWriter, r *http.Request) {

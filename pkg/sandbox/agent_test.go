@@ -107,6 +107,7 @@ func TestAgentRefusesThroughClient(t *testing.T) {
 		name   string
 		setup  func(ta *testAgent, req *Request)
 		reason string
+		ending bool // Slurm is ending the job: not the request's fault
 	}{
 		{
 			name: "another user's job",
@@ -135,6 +136,17 @@ func TestAgentRefusesThroughClient(t *testing.T) {
 				ta.slurm.set(a)
 			},
 			reason: "Slurm job 42 is completed, not running",
+			ending: true,
+		},
+		{
+			name: "job being cancelled",
+			setup: func(ta *testAgent, req *Request) {
+				a := ta.fx.alloc
+				a.State = "COMPLETING"
+				ta.slurm.set(a)
+			},
+			reason: "Slurm job 42 is completing, not running",
+			ending: true,
 		},
 	}
 	for _, tt := range tests {
@@ -153,6 +165,7 @@ func TestAgentRefusesThroughClient(t *testing.T) {
 			require.ErrorAs(t, err, &r)
 			assert.Contains(t, r.Reason, tt.reason)
 			assert.False(t, strings.HasPrefix(r.Reason, "refused:"), "the prefix is not doubled: %q", r.Reason)
+			assert.Equal(t, tt.ending, r.Ending)
 			assert.Empty(t, eng.startedSpecs(), "nothing was started")
 			assert.Empty(t, out.String())
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -75,12 +76,15 @@ func (c *AgentClient) Launch(ctx context.Context, req Request, out io.Writer) (E
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusForbidden {
-		msg := errorBody(resp)
-		const p = "refused: "
-		if len(msg) > len(p) && msg[:len(p)] == p {
-			msg = msg[len(p):]
+		var e struct {
+			Error  string `json:"error"`
+			Ending bool   `json:"ending"`
 		}
-		return Exit{}, &Refusal{Reason: msg}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		if json.Unmarshal(b, &e) != nil || e.Error == "" {
+			e.Error = fmt.Sprintf("agent answered %s", resp.Status)
+		}
+		return Exit{}, &Refusal{Reason: strings.TrimPrefix(e.Error, "refused: "), Ending: e.Ending}
 	}
 	if resp.StatusCode != http.StatusOK {
 		return Exit{}, fmt.Errorf("ferry agent: %s", errorBody(resp))

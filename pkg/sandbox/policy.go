@@ -53,7 +53,13 @@ type Policy struct {
 
 // Refusal is a request the policy turned down. Its message is shown to the
 // user in the job's log and result.json, and logged by the agent.
-type Refusal struct{ Reason string }
+type Refusal struct {
+	Reason string
+	// Ending says the request was turned down because Slurm no longer
+	// runs the job (a scancel or the time limit got there first): not a
+	// fault of the job, which is being stopped.
+	Ending bool
+}
 
 func (r *Refusal) Error() string { return "refused: " + r.Reason }
 
@@ -107,7 +113,8 @@ func (p *Policy) decide(req Request, peer Peer, alloc Allocation) (ContainerSpec
 		return ContainerSpec{}, runDirs{}, refuse("Slurm job %s belongs to uid %d, not to the caller (uid %d)", req.SlurmJobID, alloc.UID, peer.UID)
 	}
 	if alloc.State != "RUNNING" && alloc.State != "CONFIGURING" {
-		return ContainerSpec{}, runDirs{}, refuse("Slurm job %s is %s, not running", req.SlurmJobID, strings.ToLower(alloc.State))
+		return ContainerSpec{}, runDirs{}, &Refusal{Ending: true,
+			Reason: fmt.Sprintf("Slurm job %s is %s, not running", req.SlurmJobID, strings.ToLower(alloc.State))}
 	}
 	if !slices.Contains(alloc.Nodes, p.Node) {
 		return ContainerSpec{}, runDirs{}, refuse("Slurm job %s runs on %s, not on this node (%s)", req.SlurmJobID, strings.Join(alloc.Nodes, ","), p.Node)

@@ -27,6 +27,9 @@ type RunOptions struct {
 	// Began is when the batch script started (job.sbatch records it in
 	// FERRY_BATCH_START); zero = when Run starts.
 	Began time.Time
+	// StopWait bounds the wait for Slurm's SIGTERM after the agent refused
+	// a job Slurm is ending; 0 means DefaultStopWait.
+	StopWait time.Duration
 }
 
 // Run runs one job in its sandbox and records how it ended in result.json.
@@ -94,6 +97,14 @@ func Run(ctx context.Context, o RunOptions) (*job.Result, error) {
 		Network:    spec.Network,
 	}
 	exit, err := o.Launcher.Launch(ctx, req, logf)
+	if err != nil && stoppedBeforeStart(ctx, err, o.StopWait) {
+		st, reason := stoppedState(spec, began, now()), "cancelled before its container started"
+		if st == job.Timeout {
+			reason = stoppedReason(spec, began, now())
+		}
+		fmt.Fprintf(logf, "ferry: %s\n", reason)
+		return finish(o, res, st, reason, -1, now)
+	}
 	if err != nil {
 		var reason string
 		switch {
@@ -126,6 +137,33 @@ func Run(ctx context.Context, o RunOptions) (*job.Result, error) {
 		return finish(o, res, job.Failed, fmt.Sprintf("exited with code %d", exit.Code), exit.Code, now)
 	}
 }
+
+// stoppedBeforeStart tells a job that Slurm stopped (a scancel, the time
+// limit) while its container was being set up from one that failed: the
+// agent refuses a job Slurm no longer runs, and the SIGTERM that stops
+// the batch script can arrive just after that answer, so it is waited for.
+func stoppedBeforeStart(ctx context.Context, err error, wait time.Duration) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	var r *Refusal
+	if !errors.As(err, &r) || !r.Ending {
+		return false
+	}
+	if wait <= 0 {
+		wait = DefaultStopWait
+	}
+	select {
+	case <-ctx.Done():
+		return true
+	case <-time.After(wait):
+		return false
+	}
+}
+
+// DefaultStopWait is how long a job whose start the agent refused because
+// Slurm is ending it waits for Slurm's SIGTERM before it records a failure.
+const DefaultStopWait = 5 * time.Second
 
 // stoppedState tells a time limit from a cancel: both arrive as SIGTERM.
 func stoppedState(spec *job.Spec, began, now time.Time) job.State {

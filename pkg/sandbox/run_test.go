@@ -593,3 +593,60 @@ func TestRunThroughAgent(t *testing.T) {
 		assert.Empty(t, eng.startedSpecs())
 	})
 }
+
+// A scancel that lands while the container is being set up: the agent
+// refuses the job, which Slurm is already ending, and the SIGTERM for the
+// batch script comes just after. The job was cancelled, not failed.
+func TestRunCancelledBeforeItsContainerStarted(t *testing.T) {
+	refuseEnding := launchFunc(func(ctx context.Context, req Request, out io.Writer) (Exit, error) {
+		return Exit{}, &Refusal{Reason: "Slurm job 42 is completing, not running", Ending: true}
+	})
+
+	t.Run("SIGTERM after the refusal", func(t *testing.T) {
+		e := newRunEnv(t)
+		ctx, sigterm := context.WithCancel(context.Background())
+		go func() { time.Sleep(50 * time.Millisecond); sigterm() }()
+		o := e.options(refuseEnding)
+		o.StopWait = time.Minute // ends at the SIGTERM, not at this
+		res, err := Run(ctx, o)
+		require.NoError(t, err)
+		res = e.readBack(t, res)
+		assert.Equal(t, job.Cancelled, res.State)
+		assert.Equal(t, "cancelled before its container started", res.Reason)
+	})
+
+	t.Run("SIGTERM before the refusal", func(t *testing.T) {
+		e := newRunEnv(t)
+		ctx, sigterm := context.WithCancel(context.Background())
+		l := launchFunc(func(c context.Context, req Request, out io.Writer) (Exit, error) {
+			sigterm()
+			return refuseEnding(c, req, out)
+		})
+		res, err := Run(ctx, e.options(l))
+		require.NoError(t, err)
+		assert.Equal(t, job.Cancelled, e.readBack(t, res).State)
+	})
+
+	t.Run("no SIGTERM comes: it failed", func(t *testing.T) {
+		e := newRunEnv(t)
+		o := e.options(refuseEnding)
+		o.StopWait = 20 * time.Millisecond
+		res, err := Run(context.Background(), o)
+		require.NoError(t, err)
+		res = e.readBack(t, res)
+		assert.Equal(t, job.Failed, res.State)
+		assert.Equal(t, "the worker's agent refused: Slurm job 42 is completing, not running", res.Reason)
+	})
+
+	t.Run("other refusals fail at once", func(t *testing.T) {
+		e := newRunEnv(t)
+		l := launchFunc(func(ctx context.Context, req Request, out io.Writer) (Exit, error) {
+			return Exit{}, &Refusal{Reason: `image "evil/miner" is not on this cluster's allowlist`}
+		})
+		o := e.options(l)
+		o.StopWait = time.Hour // never waited for
+		res, err := Run(context.Background(), o)
+		require.NoError(t, err)
+		assert.Equal(t, job.Failed, e.readBack(t, res).State)
+	})
+}
