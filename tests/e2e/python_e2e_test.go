@@ -32,7 +32,7 @@ func TestPythonClientOnCluster(t *testing.T) {
 	require.Equal(t, 0, r.Code, "failed checks: %d\n%s", r.Code, r)
 	for _, name := range []string{
 		"version_mismatch_fails_at_once", "unpicklable_closure_is_refused_before_submit",
-		"exception_class_from_main", "map_failure_names_index", "job_handle_logs_outputs_metrics",
+		"exception_class_from_main", "map_failure_names_index", "job_handle_logs_outputs_metrics", "logs_follow_streams_until_the_end",
 		"cancel_running_function", "bad_sweep_specs", "sweep_over_array_limit_is_split",
 	} {
 		assert.Contains(t, r.Out, "CHECK "+name+" ok", "check %s", name)

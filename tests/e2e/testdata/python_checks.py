@@ -5,6 +5,8 @@ Each check prints "CHECK <name> ok: <detail>" or "CHECK <name> FAILED:
 <why>"; the exit code is the number of failed checks.
 """
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -152,6 +154,26 @@ def check_job_handle_logs_outputs_metrics():
     expect(m["name"] == "loss/√2" and m["value"] == 0.25 and m["step"] == 1, m)
     expect("succeeded" in job._repr_html_(), job._repr_html_())
     return f"job {job.id}: log, artifact, metric {m}"
+
+
+@check
+def check_logs_follow_streams_until_the_end():
+    def talk():
+        for i in range(3):
+            print(f"line {i}", flush=True)
+            time.sleep(0.5)
+        return 7
+    job = ferry.run_async(talk)
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        ret = job.logs(follow=True)
+    out = buf.getvalue()
+    expect(ret is None, f"follow returns None, not {ret!r}")
+    lines = [ln for ln in out.splitlines() if ln.startswith("line ")]
+    expect(lines == ["line 0", "line 1", "line 2"], f"streamed in order, to the end: {out!r}")
+    # follow returned because the job ended: its result is there at once.
+    expect(job.result(timeout=30) == 7, "result after follow")
+    return f"job {job.id}: {lines}"
 
 
 @check
