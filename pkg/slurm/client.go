@@ -68,10 +68,17 @@ func (c *Client) StartSubmit(ctx context.Context, args ...string) *PendingSubmit
 	return p
 }
 
+// stdinMax is the biggest script handed over on stdin: one write of at
+// most PIPE_BUF bytes reaches the pipe whole, so sbatch can never read a
+// cut script (and submit it) if ferry is killed while writing. A bigger
+// script is submitted by its path.
+const stdinMax = 4096
+
 // Submit hands sbatch the script (whose copy on disk is at path) and
 // returns the Slurm job id.
 func (p *PendingSubmit) Submit(path string, script []byte) (string, error) {
-	if p.started == nil {
+	if p.started == nil || len(script) > stdinMax {
+		p.Abort()
 		return p.c.Submit(p.ctx, path, p.args[1:]...)
 	}
 	out, err := p.started.Finish(script)

@@ -53,14 +53,17 @@ type Starter interface {
 	Start(ctx context.Context, env []string, name string, args ...string) Started
 }
 
-// Start implements Starter. The timeout counts from now.
+// Start implements Starter. The timeout counts from Finish: until then the
+// command only waits for its input, for as long as the caller prepares it
+// (cancelling ctx kills it).
 func (r ExecRunner) Start(ctx context.Context, env []string, name string, args ...string) Started {
 	return r.start(ctx, env, name, args, true)
 }
 
 type started struct {
 	ctx     context.Context
-	cancel  context.CancelFunc
+	cancel  context.CancelCauseFunc
+	timer   *time.Timer // the timeout, once armed
 	timeout time.Duration
 	name    string
 	args    []string
@@ -77,7 +80,10 @@ func (r ExecRunner) start(ctx context.Context, env []string, name string, args [
 	if p.timeout <= 0 {
 		p.timeout = DefaultTimeout
 	}
-	p.ctx, p.cancel = context.WithTimeout(ctx, p.timeout)
+	p.ctx, p.cancel = context.WithCancelCause(ctx)
+	if !pipe {
+		p.arm()
+	}
 	p.cmd = exec.CommandContext(p.ctx, name, args...)
 	p.cmd.Env = append(inheritedEnv(), env...)
 	p.cmd.WaitDelay = 2 * time.Second
@@ -92,8 +98,14 @@ func (r ExecRunner) start(ctx context.Context, env []string, name string, args [
 	return p
 }
 
+// arm starts the timeout.
+func (p *started) arm() {
+	p.timer = time.AfterFunc(p.timeout, func() { p.cancel(context.DeadlineExceeded) })
+}
+
 // Finish implements Started.
 func (p *started) Finish(stdin []byte) ([]byte, error) {
+	p.arm()
 	if p.err == nil {
 		// A command that died early makes the write fail (EPIPE); Wait
 		// says why it died.
@@ -116,12 +128,15 @@ func (p *started) Abort() {
 		_ = p.cmd.Wait()
 	}
 	p.done = true
-	p.cancel()
+	p.cancel(nil)
 }
 
 func (p *started) wait() ([]byte, error) {
 	p.done = true
-	defer p.cancel()
+	defer func() {
+		p.timer.Stop()
+		p.cancel(nil)
+	}()
 	err := p.err
 	if err == nil {
 		err = p.cmd.Wait()
@@ -129,7 +144,8 @@ func (p *started) wait() ([]byte, error) {
 	if err == nil {
 		return p.stdout.Bytes(), nil
 	}
-	if ctxErr := p.ctx.Err(); ctxErr != nil {
+	if p.ctx.Err() != nil {
+		ctxErr := context.Cause(p.ctx)
 		if errors.Is(ctxErr, context.DeadlineExceeded) {
 			return p.stdout.Bytes(), fmt.Errorf("%s: no answer within %s: %w", filepath.Base(p.name), p.timeout, ctxErr)
 		}

@@ -152,10 +152,27 @@ func TestExecRunnerStart(t *testing.T) {
 		p.Abort()
 	})
 
-	t.Run("the timeout counts from Start", func(t *testing.T) {
-		p := ExecRunner{Timeout: 200 * time.Millisecond}.Start(ctx, nil, "/bin/sh", "-c", "cat; sleep 10")
-		time.Sleep(300 * time.Millisecond)
+	t.Run("the timeout counts from Finish", func(t *testing.T) {
+		got := filepath.Join(t.TempDir(), "got")
+		p := ExecRunner{Timeout: 200 * time.Millisecond}.Start(ctx, nil, "/bin/sh", "-c", `cat > "$1"; sleep 10`, "sh", got)
+		time.Sleep(300 * time.Millisecond) // the caller preparing the input: no timeout yet
+		start := time.Now()
 		_, err := p.Finish([]byte("x"))
 		assert.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.Contains(t, err.Error(), "sh: no answer within 200ms")
+		assert.Less(t, time.Since(start), 5*time.Second)
+		b, rerr := os.ReadFile(got)
+		require.NoError(t, rerr)
+		assert.Equal(t, "x", string(b), "it was alive to read its input")
+	})
+
+	t.Run("cancelling ctx kills it unfed", func(t *testing.T) {
+		c, cancel := context.WithCancel(ctx)
+		marker := filepath.Join(t.TempDir(), "fed")
+		p := r.Start(c, nil, "/bin/sh", "-c", `cat >/dev/null; : > "$1"`, "sh", marker)
+		cancel()
+		_, err := p.Finish([]byte("x"))
+		assert.ErrorIs(t, err, context.Canceled)
+		assert.NoFileExists(t, marker)
 	})
 }

@@ -64,6 +64,22 @@ func TestStartSubmit(t *testing.T) {
 		p.Abort()
 	})
 
+	t.Run("a script too big for one pipe write goes by its path", func(t *testing.T) {
+		got, args := fakeSbatchInPath(t)
+		path := filepath.Join(t.TempDir(), "job.sbatch")
+		big := "#!/bin/bash\n" + strings.Repeat("# padding\n", 1000)
+		require.NoError(t, os.WriteFile(path, []byte(big), 0o700))
+		id, err := New().StartSubmit(ctx).Submit(path, []byte(big))
+		require.NoError(t, err)
+		assert.Equal(t, "4242", id)
+		a, err := os.ReadFile(args)
+		require.NoError(t, err)
+		assert.Equal(t, "--parsable "+path, strings.TrimSpace(string(a)))
+		b, err := os.ReadFile(got)
+		require.NoError(t, err)
+		assert.Empty(t, b, "the early sbatch was killed unfed; the second read the file, not stdin")
+	})
+
 	t.Run("sbatch's refusal is the error", func(t *testing.T) {
 		dir := t.TempDir()
 		require.NoError(t, os.WriteFile(filepath.Join(dir, "sbatch"), []byte("#!/bin/sh\ncat >/dev/null\necho 'sbatch: error: invalid partition specified: nope' >&2\nexit 1\n"), 0o755))
