@@ -142,12 +142,19 @@ func Run(ctx context.Context, o RunOptions) (*job.Result, error) {
 // limit) while its container was being set up from one that failed: the
 // agent refuses a job Slurm no longer runs, and the SIGTERM that stops
 // the batch script can arrive just after that answer, so it is waited for.
+//
+// Only a refusal counts: any other error may come after the container
+// ran (the agent went away, the log could not be written) and is recorded
+// as it is.
 func stoppedBeforeStart(ctx context.Context, err error, wait time.Duration) bool {
+	var r *Refusal
+	if !errors.As(err, &r) {
+		return false
+	}
 	if ctx.Err() != nil {
 		return true
 	}
-	var r *Refusal
-	if !errors.As(err, &r) || !r.Ending {
+	if !r.Ending {
 		return false
 	}
 	if wait <= 0 {

@@ -638,6 +638,20 @@ func TestRunCancelledBeforeItsContainerStarted(t *testing.T) {
 		assert.Equal(t, "the worker's agent refused: Slurm job 42 is completing, not running", res.Reason)
 	})
 
+	t.Run("an agent error after a SIGTERM is recorded as it is", func(t *testing.T) {
+		e := newRunEnv(t)
+		ctx, sigterm := context.WithCancel(context.Background())
+		l := launchFunc(func(c context.Context, req Request, out io.Writer) (Exit, error) {
+			sigterm()
+			return Exit{}, fmt.Errorf("%w: shut down on w1 while the job ran", ErrAgentGone)
+		})
+		res, err := Run(ctx, e.options(l))
+		require.NoError(t, err)
+		res = e.readBack(t, res)
+		assert.Equal(t, job.Failed, res.State)
+		assert.Contains(t, res.Reason, "went away while the job ran")
+	})
+
 	t.Run("other refusals fail at once", func(t *testing.T) {
 		e := newRunEnv(t)
 		l := launchFunc(func(ctx context.Context, req Request, out io.Writer) (Exit, error) {
