@@ -194,13 +194,32 @@ func Job(user, slurmID string, id job.ID, state string) slurm.Job {
 	return j
 }
 
+var lastSubmitted struct {
+	sync.Mutex
+	t time.Time
+}
+
+// nextSubmitted is now, at least a millisecond after the last job WriteJob
+// made: ids made in the same millisecond share their first 10 characters
+// (job.ID.Short), and tests name jobs by that.
+func nextSubmitted() time.Time {
+	lastSubmitted.Lock()
+	defer lastSubmitted.Unlock()
+	now := time.Now()
+	if earliest := lastSubmitted.t.Add(time.Millisecond); now.Before(earliest) {
+		now = earliest
+	}
+	lastSubmitted.t = now
+	return now
+}
+
 // WriteJob writes a job dir under root as submit leaves it: spec.json, and
 // slurm_id unless slurmID is "". Empty ID, Dir, User, Submitted, Project,
 // Command and Image are filled in.
 func WriteJob(t testing.TB, root string, spec job.Spec, slurmID string) job.Dir {
 	t.Helper()
 	if spec.Submitted.IsZero() {
-		spec.Submitted = time.Now()
+		spec.Submitted = nextSubmitted()
 	}
 	if spec.ID == "" {
 		spec.ID = job.NewID(spec.Submitted)
