@@ -22,6 +22,8 @@ const (
 	// SweepsDir holds the sweeps under the spool root; its name is not an
 	// id, so job listings pass it by.
 	SweepsDir = ".sweeps"
+	// SweepFile is a sweep's own record, in <spool>/.sweeps/<id>/.
+	SweepFile = "sweep.json"
 )
 
 // Dir is a job dir, <spool>/<id>.

@@ -1,12 +1,14 @@
 package job
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -44,6 +46,58 @@ func ReadSlurmID(d Dir) string {
 		return ""
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// SweepArray is one `sbatch --array` of a sweep, as its record keeps it:
+// tasks First..Last are array tasks 0..Last-First of Slurm job SlurmID.
+type SweepArray struct {
+	SlurmID string `json:"slurm_id"`
+	First   int    `json:"first"`
+	Last    int    `json:"last"`
+}
+
+// TaskSlurmID is the Slurm id ("123_4") of task index of a sweep whose
+// arrays are arrays, or "".
+func TaskSlurmID(arrays []SweepArray, index int) string {
+	for _, a := range arrays {
+		if a.SlurmID != "" && index >= a.First && index <= a.Last {
+			return a.SlurmID + "_" + strconv.Itoa(index-a.First)
+		}
+	}
+	return ""
+}
+
+// ReadSweepArrays reads the arrays from the record of sweep id under spool.
+func ReadSweepArrays(spool string, id ID) ([]SweepArray, error) {
+	data, err := os.ReadFile(filepath.Join(spool, SweepsDir, string(id), SweepFile))
+	if err != nil {
+		return nil, err
+	}
+	var rec struct {
+		Arrays []SweepArray `json:"arrays"`
+	}
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return nil, fmt.Errorf("read sweep %s: %w", id, err)
+	}
+	return rec.Arrays, nil
+}
+
+// SlurmIDOf returns the job's Slurm id: the one recorded in its dir after
+// sbatch or, for a sweep task without that record (it is a hint, not
+// waited onto the disk), the one its sweep's durable record implies.
+// sweeps memoises the sweep records read (nil: no memo).
+func SlurmIDOf(d Dir, spec *Spec, sweeps map[ID][]SweepArray) string {
+	if sid := ReadSlurmID(d); sid != "" || spec == nil || spec.Sweep == nil {
+		return sid
+	}
+	arrays, ok := sweeps[spec.Sweep.ID]
+	if !ok {
+		arrays, _ = ReadSweepArrays(filepath.Dir(d.Path()), spec.Sweep.ID)
+		if sweeps != nil {
+			sweeps[spec.Sweep.ID] = arrays
+		}
+	}
+	return TaskSlurmID(arrays, spec.Sweep.Index)
 }
 
 // maxCandidates is how many of the jobs an ambiguous prefix matches its

@@ -83,9 +83,9 @@ func (o *Observer) list(ctx context.Context, ids []string) (views, error) {
 	return v, nil
 }
 
-func observeDir(d job.Dir, spec *job.Spec, v views, serr error, now time.Time) job.Status {
+func observeDir(d job.Dir, spec *job.Spec, v views, serr error, now time.Time, sweeps map[job.ID][]job.SweepArray) job.Status {
 	res, _ := job.ReadResult(d)
-	sid := job.ReadSlurmID(d)
+	sid := job.SlurmIDOf(d, spec, sweeps)
 	_, cerr := os.Stat(d.Cancel())
 	return job.ObserveWithDesire(spec, sid, v.lookup(spec, sid), serr, res, cerr == nil, now)
 }
@@ -101,14 +101,14 @@ func (o *Observer) Status(ctx context.Context, d job.Dir) (job.Status, error) {
 	}
 	var v views
 	var serr error
-	if sid := job.ReadSlurmID(d); sid != "" {
+	if sid := job.SlurmIDOf(d, spec, nil); sid != "" {
 		v, serr = o.list(ctx, []string{sid})
 	} else if spec.Sweep == nil && !hasResult(d) {
 		// No Slurm id recorded (yet, or lost in a crash): the caller's
 		// listing finds the job by its comment.
 		v, serr = o.list(ctx, nil)
 	}
-	return observeDir(d, spec, v, serr, o.now()), nil
+	return observeDir(d, spec, v, serr, o.now(), nil), nil
 }
 
 // Filter narrows List.
@@ -126,6 +126,7 @@ func (o *Observer) List(ctx context.Context, f Filter) ([]job.Status, error) {
 	}
 	v, serr := o.list(ctx, nil)
 	now := o.now()
+	sweeps := map[job.ID][]job.SweepArray{}
 	var out []job.Status
 	for _, d := range dirs {
 		spec, err := job.ReadSpec(d)
@@ -135,7 +136,7 @@ func (o *Observer) List(ctx context.Context, f Filter) ([]job.Status, error) {
 		if f.Project != "" && spec.Project != f.Project {
 			continue
 		}
-		st := observeDir(d, spec, v, serr, now)
+		st := observeDir(d, spec, v, serr, now, sweeps)
 		if f.State != "" && st.State != f.State {
 			continue
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -536,4 +537,32 @@ func TestShortIDs(t *testing.T) {
 	short, err = (&observe.Observer{Spool: job.Spool{Root: root + "/none"}}).ShortIDs()
 	require.NoError(t, err)
 	assert.Empty(t, short)
+}
+
+// A sweep task's slurm_id file is a hint: without it (lost in a crash, or
+// not yet written) the sweep's record gives the task's Slurm id.
+func TestSweepTaskWithoutSlurmIDFile(t *testing.T) {
+	root := t.TempDir()
+	sl := &fakeSlurm{}
+	o := &observe.Observer{Spool: job.Spool{Root: root}, Slurm: sl, User: "ann"}
+	sweep := job.NewID(time.Now().Add(-time.Minute))
+	sdir := filepath.Join(root, job.SweepsDir, string(sweep))
+	require.NoError(t, os.MkdirAll(sdir, 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(sdir, job.SweepFile),
+		[]byte(`{"id":"`+string(sweep)+`","arrays":[{"slurm_id":"500","first":0,"last":2}]}`), 0o600))
+	d := observetest.WriteJob(t, root, job.Spec{Project: "p", User: "ann", Sweep: &job.SweepRef{ID: sweep, Index: 1}}, "")
+	task := slurm.Job{ID: "500_1", ArrayJobID: "500", ArrayTaskID: 1, State: "RUNNING", User: "ann",
+		Comment: "ferry:" + string(sweep), Nodes: "w1"}
+	sl.set(task)
+
+	st, err := o.Status(context.Background(), d)
+	require.NoError(t, err)
+	assert.Equal(t, job.Running, st.State)
+	assert.Equal(t, "500_1", st.SlurmID)
+	assert.Equal(t, []slurm.Query{{JobIDs: []string{"500_1"}}}, sl.calls())
+
+	list, err := o.List(context.Background(), observe.Filter{})
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	assert.Equal(t, job.Running, list[0].State)
 }

@@ -24,7 +24,7 @@ import (
 )
 
 // SweepFile is the sweep's own record, in <spool>/.sweeps/<id>/.
-const SweepFile = "sweep.json"
+const SweepFile = job.SweepFile
 
 // Sweep is what sweep.json holds: which task is which, and which Slurm
 // arrays run them.
@@ -47,11 +47,7 @@ type SweepTask struct {
 }
 
 // ArrayJob is one `sbatch --array` submission of a sweep.
-type ArrayJob struct {
-	SlurmID string `json:"slurm_id"`
-	First   int    `json:"first"`
-	Last    int    `json:"last"`
-}
+type ArrayJob = job.SweepArray
 
 // SweepDir is the dir of sweep id under a spool root.
 func SweepDir(spool string, id job.ID) string {
@@ -203,16 +199,14 @@ func (s *Submitter) SubmitSweep(ctx context.Context, base *job.Spec, sets []map[
 		sw.Arrays = append(sw.Arrays, ArrayJob{SlurmID: id, First: a.First, Last: a.Last})
 	}
 	ok = true
-	slurmIDs := make([]string, len(sw.Tasks))
-	for _, aj := range sw.Arrays {
-		for i := aj.First; i <= aj.Last; i++ {
-			slurmIDs[i] = aj.SlurmID + "_" + strconv.Itoa(i-aj.First)
-		}
-	}
-	errs := []error{parallel(ctx, len(sw.Tasks), func(i int) error {
-		return os.WriteFile(job.Dir(sw.Tasks[i].Dir).SlurmID(), []byte(slurmIDs[i]+"\n"), 0o600)
-	})}
-	errs = append(errs, atomicfile.WriteJSON(filepath.Join(sw.Dir, SweepFile), sw, 0o600), syncfs(spool))
+	// The sweep's record of its arrays is durable (WriteJSON); the tasks'
+	// slurm_id files are hints, as for a single job, and not waited onto
+	// the disk: job.SlurmIDOf falls back to the record. (A syncfs here
+	// would wait for everything dirty on the filesystem.)
+	errs := []error{atomicfile.WriteJSON(filepath.Join(sw.Dir, SweepFile), sw, 0o600)}
+	errs = append(errs, parallel(ctx, len(sw.Tasks), func(i int) error {
+		return os.WriteFile(job.Dir(sw.Tasks[i].Dir).SlurmID(), []byte(job.TaskSlurmID(sw.Arrays, i)+"\n"), 0o600)
+	}))
 	if err := errors.Join(errs...); err != nil {
 		return sw, fmt.Errorf("sweep %s was submitted, but recording its Slurm ids failed: %w", sw.ID.Short(), err)
 	}

@@ -183,6 +183,7 @@ func TestScanSweep(t *testing.T) {
 		uid     func(e *env) int
 		wantErr string
 		indexed bool
+		lost    bool // the tasks' slurm_id files are gone
 	}{
 		{name: "the sweep's dir", indexed: true},
 		{name: "a job dir, not a sweep's", dir: func(e *env, _ job.ID, tasks []job.ID) string { return e.dir(tasks[0]) },
@@ -191,11 +192,17 @@ func TestScanSweep(t *testing.T) {
 			return submit.SweepDir(e.spool, job.NewID(e.clock.Now()))
 		}, wantErr: "is not the dir of sweep"},
 		{name: "owned by another uid", uid: func(e *env) int { return e.uid + 1 }, wantErr: "not owned by the job's user"},
+		{name: "the tasks' slurm_id files lost (hints): the record says", indexed: true, lost: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
 			sweep, tasks, lines := e.submitSweep("600", 3)
+			if tt.lost {
+				for _, id := range tasks {
+					require.NoError(t, os.Remove(filepath.Join(e.dir(id), job.SlurmIDFile)))
+				}
+			}
 			dir, uid := lines[0].WorkDir, e.uid
 			if tt.dir != nil {
 				dir = tt.dir(e, sweep, tasks)

@@ -147,7 +147,7 @@ func (t *Tracker) scanRoots(roots map[string]bool, removals bool) {
 
 // sweepRecord is the sweep's own record in its dir (pkg/submit's
 // SweepFile); the tracker reads only which tasks the sweep has.
-const sweepRecord = "sweep.json"
+const sweepRecord = job.SweepFile
 
 // maxSweepBytes bounds the sweep record read (a task's entry, params
 // included, is a few hundred bytes).
@@ -195,6 +195,7 @@ func (t *Tracker) scanSweep(sweep job.ID, dir string, uid int) error {
 		Tasks []struct {
 			ID string `json:"id"`
 		} `json:"tasks"`
+		Arrays []job.SweepArray `json:"arrays"`
 	}
 	if err := json.Unmarshal(data, &rec); err != nil {
 		return fmt.Errorf("read %s: %w", filepath.Join(dir, sweepRecord), err)
@@ -206,16 +207,22 @@ func (t *Tracker) scanSweep(sweep job.ID, dir string, uid int) error {
 			continue
 		}
 		e := t.entries[id]
-		if e != nil && e.spec != nil {
-			if e.sweep != "" && e.slurmID == "" {
-				e.slurmID = e.files().slurmID()
-				t.indexTask(e)
+		if e == nil || e.spec == nil {
+			var err error
+			if e, err = t.resolve(id, job.DirFor(spool, id).Path()); err != nil {
+				t.o.Log.Debug("job dir", "sweep", sweep, "job", id, "err", err)
+				continue
 			}
-			continue
 		}
-		if _, err := t.resolve(id, job.DirFor(spool, id).Path()); err != nil {
-			t.o.Log.Debug("job dir", "sweep", sweep, "job", id, "err", err)
+		if e.sweep != "" && e.slurmID == "" {
+			e.slurmID = e.files().slurmID()
 		}
+		if e.sweep == sweep && e.slurmID == "" && e.spec.Sweep != nil {
+			// The task's slurm_id file is a hint (lost in a crash, or not
+			// written yet): the sweep's record says it too.
+			e.slurmID = job.TaskSlurmID(rec.Arrays, e.spec.Sweep.Index)
+		}
+		t.indexTask(e)
 	}
 	return nil
 }
