@@ -9,9 +9,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/ferry-hpc/ferry/pkg/lazyre"
-
 	"gopkg.in/yaml.v3"
+
+	"github.com/ferry-hpc/ferry/pkg/lazyre"
 )
 
 // parseDoc parses data as a single YAML document and returns its root

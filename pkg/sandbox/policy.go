@@ -11,9 +11,8 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/ferry-hpc/ferry/pkg/lazyre"
-
 	"github.com/ferry-hpc/ferry/pkg/job"
+	"github.com/ferry-hpc/ferry/pkg/lazyre"
 )
 
 // Peer is the caller, as the kernel reports it (SO_PEERCRED).

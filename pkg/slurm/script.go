@@ -10,9 +10,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/ferry-hpc/ferry/pkg/lazyre"
-
 	"github.com/ferry-hpc/ferry/pkg/job"
+	"github.com/ferry-hpc/ferry/pkg/lazyre"
 )
 
 // Script is everything a job's sbatch script (job.sbatch) says.

@@ -15,12 +15,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ferry-hpc/ferry/pkg/lazyre"
-
 	"github.com/ferry-hpc/ferry/pkg/atomicfile"
 	"github.com/ferry-hpc/ferry/pkg/bundle"
 	"github.com/ferry-hpc/ferry/pkg/config"
 	"github.com/ferry-hpc/ferry/pkg/job"
+	"github.com/ferry-hpc/ferry/pkg/lazyre"
 	"github.com/ferry-hpc/ferry/pkg/slurm"
 )
 
