@@ -17,8 +17,11 @@ const (
 	CodeNotFound  = 4   // no such job, or not yours
 	CodeSlurm     = 5   // Slurm could not be reached or refused the request
 	CodeCancelled = 130 // --wait: the job was cancelled
-	CodeTimeout   = 124 // --wait: the job hit its time limit
-	CodeOOM       = 137 // --wait: the job ran out of memory
+	// CodeInterrupted is ferry itself stopped by Ctrl-C or SIGTERM, as a
+	// shell reports a command SIGINT ended.
+	CodeInterrupted = 130
+	CodeTimeout     = 124 // --wait: the job hit its time limit
+	CodeOOM         = 137 // --wait: the job ran out of memory
 )
 
 // ExitCodesHelp is appended to commands' help.

@@ -86,6 +86,11 @@ func runSubmit(ctx context.Context, o *Options) error {
 	}
 	s.Early = early
 	res, err := s.Submit(ctx, o.Job.Request)
+	if err != nil && ctx.Err() != nil {
+		// Ctrl-C or SIGTERM: whatever was under way (the scan, sbatch, the
+		// pack) stopped, and SubmitSpec removed what it had made.
+		return &factory.ExitError{Code: factory.CodeInterrupted, Err: errors.New("interrupted: the submit stopped and removed what it had written")}
+	}
 	if err != nil {
 		var bi *submit.BadInput
 		if errors.As(err, &bi) {
