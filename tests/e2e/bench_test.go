@@ -189,6 +189,11 @@ func TestBenchAgentLatency(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	require.Equal(t, "RUNNING", alloc.State)
+	// One agent per node, as on a cluster: the node's own agent would take
+	// this bench agent's containers (labelled for its node, held by none
+	// of its clients) for orphans and remove them on its next reconcile.
+	killAgent(t, alloc.Nodes[0])
+	t.Cleanup(func() { restartAgent(t, alloc.Nodes[0]) })
 
 	eng, err := docker.New()
 	require.NoError(t, err)
