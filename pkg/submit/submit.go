@@ -63,12 +63,7 @@ type Submitter struct {
 	Ferry    string // ferry's path on the workers
 	Now      func() time.Time
 	Progress io.Writer // progress bar target (stderr)
-	// Early is an sbatch the caller started before building the spec
-	// (slurm.Client.StartSubmit), so that its start-up also overlaps
-	// reading the config and the project; the next SubmitSpec hands it the
-	// script or aborts it. Nil: SubmitSpec starts its own.
-	Early *slurm.PendingSubmit
-	TTY   bool
+	TTY      bool
 }
 
 // Submitted is the outcome of a submit.
@@ -193,12 +188,9 @@ func (s *Submitter) SubmitSpec(ctx context.Context, spec *job.Spec) (*Submitted,
 	if s.Now != nil {
 		now = s.Now
 	}
-	early := s.Early
-	s.Early = nil
-	if es, ok := s.Slurm.(EarlySbatcher); ok && early == nil {
+	var early *slurm.PendingSubmit
+	if es, ok := s.Slurm.(EarlySbatcher); ok {
 		early = es.StartSubmit(ctx)
-	}
-	if early != nil {
 		defer early.Abort() // kills it if it was not handed its script
 	}
 	if err := s.identify(spec); err != nil {

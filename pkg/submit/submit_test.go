@@ -667,19 +667,6 @@ func TestSubmitSpecStartsSbatchEarly(t *testing.T) {
 		assert.Contains(t, string(st.fed), "#SBATCH --comment=ferry:"+string(got.Spec.ID)+"\n")
 	})
 
-	t.Run("one started by the caller is used", func(t *testing.T) {
-		s, spec := submitter(t, &fakeSbatch{}, nil)
-		st := &startingSbatch{t: t, spool: s.Config.SpoolRoot}
-		client := &slurm.Client{Runner: st}
-		s.Slurm = client
-		s.Early = client.StartSubmit(context.Background())
-		_, err := s.SubmitSpec(context.Background(), spec)
-		require.NoError(t, err)
-		assert.Equal(t, 1, st.starts, "no second sbatch")
-		assert.NotEmpty(t, st.fed)
-		assert.Nil(t, s.Early, "used once")
-	})
-
 	t.Run("bad input kills it unfed", func(t *testing.T) {
 		s, spec := submitter(t, &fakeSbatch{}, map[string]string{"main.py": "print(1)\n", "big.bin": strings.Repeat("x", 64<<10)})
 		s.Config.MaxBundle = 16 << 10

@@ -75,16 +75,10 @@ as your own uid, and there is no network unless the cluster allows one.
 
 func runSubmit(ctx context.Context, o *Options) error {
 	f := o.F
-	// sbatch starts first: its own start-up overlaps reading the config
-	// and the project. It gets its script only once the job dir is
-	// committed, and is killed unfed on any error before.
-	early := f.Slurm().StartSubmit(ctx)
-	defer early.Abort()
 	s, err := o.Job.Submitter(f)
 	if err != nil {
 		return err
 	}
-	s.Early = early
 	res, err := s.Submit(ctx, o.Job.Request)
 	if err != nil && ctx.Err() != nil {
 		// Ctrl-C or SIGTERM: whatever was under way (the scan, sbatch, the
