@@ -173,8 +173,8 @@ func (s *Submitter) Submit(ctx context.Context, req Request) (*Submitted, error)
 
 // SubmitSpec writes the job dir for a built spec and runs sbatch.
 //
-// Three things overlap. sbatch is started first: most of its time is its
-// own start-up, which runs while ferry checks the project and writes the
+// Three things overlap. sbatch is started first: its start-up (about a
+// third of its time) runs while ferry checks the project and writes the
 // job dir; it is handed its script (on stdin) only once the dir is
 // committed, so a job can never start before its dir exists, and on any
 // error before that it is killed unfed and nothing reaches Slurm. Then,

@@ -66,10 +66,12 @@ func timeAs(t *testing.T, u tuser, dir string, name string, args ...string) time
 // that the jobs do not start containers on this machine's two cores while
 // submit itself is timed: on a cluster the user node is not a worker.
 //
-// Two more commands are timed in the same rounds, to show where ferry's
-// time goes: `ferry version` (ferry's start-up and exit, no work), and
-// sbatchfloor, the least a Go program that submits through sbatch can do
-// (testdata/sbatchfloor: start, run sbatch with a script on stdin, exit).
+// More is timed in the same rounds, to show where ferry's time goes:
+// `ferry version` (ferry's start-up and exit, no work); sbatchfloor, the
+// least a Go program that submits through sbatch can do
+// (testdata/sbatchfloor: start, run sbatch with a script on stdin, exit);
+// and how long sbatch still takes once handed its script after it has
+// started, which bounds what ferry gains by starting sbatch early.
 func TestBenchSubmitVsSbatch(t *testing.T) {
 	u := lookup(t, alice)
 	dir := workdir(t, u)
@@ -95,7 +97,7 @@ func TestBenchSubmitVsSbatch(t *testing.T) {
 	const runs = 20
 	// warm: the same project each time (its bundle is linked from the
 	// cache); cold: a byte changed before each submit, so it is packed anew.
-	var warmT, coldT, sbatchT, floorT, versionT []time.Duration
+	var warmT, coldT, sbatchT, floorT, versionT, afterFeedT []time.Duration
 	mainPy := filepath.Join(proj, "main.py")
 	t.Cleanup(func() { _ = exec.Command("scancel", "-p", parked).Run() })
 	for i := range runs {
@@ -105,6 +107,7 @@ func TestBenchSubmitVsSbatch(t *testing.T) {
 		sbatchT = append(sbatchT, timeAs(t, u, dir, "/usr/bin/sbatch", "--parsable", "--partition", parked, "--wrap", "true"))
 		floorT = append(floorT, timeAs(t, u, dir, floor, "--partition", parked))
 		versionT = append(versionT, timeAs(t, u, dir, ferryBin, "version"))
+		afterFeedT = append(afterFeedT, afterFeed(t, u, dir, floor, feedAfter))
 	}
 	mw, mc, ms, mf, mv := median(warmT), median(coldT), median(sbatchT), median(floorT), median(versionT)
 	us := func(d time.Duration) time.Duration { return d.Round(time.Microsecond) }
@@ -112,7 +115,26 @@ func TestBenchSubmitVsSbatch(t *testing.T) {
 		us(mw), us(pct(warmT, .95)), us(mc), us(pct(coldT, .95)), us(ms), us(pct(sbatchT, .95)), float64(mw)/float64(ms), float64(mc)/float64(ms))
 	bench(t, "submit: in the same rounds: a minimal Go program running sbatch with a script on stdin (testdata/sbatchfloor) median %v, %.2f x sbatch; ferry version (start-up and exit only) median %v",
 		us(mf), float64(mf)/float64(ms), us(mv))
+	bench(t, "submit: sbatch handed its script %v after it started still took a median %v (p25 %v) to exit: the part of sbatch that nothing done before the hand-over can overlap (%.0f%% of sbatch's median)",
+		feedAfter, us(median(afterFeedT)), us(pct(afterFeedT, .25)), 100*float64(median(afterFeedT))/float64(ms))
 	require.NoError(t, exec.Command("scancel", "-p", parked).Run())
+}
+
+// feedAfter is how long sbatchfloor -feed-after lets sbatch start before it
+// hands it the script: longer than sbatch takes to reach its read of stdin.
+const feedAfter = 3 * time.Millisecond
+
+// afterFeed runs sbatchfloor -feed-after d as u and returns the time from
+// the hand-over of the script to sbatch's exit, which it prints.
+func afterFeed(t *testing.T, u tuser, dir, floor string, d time.Duration) time.Duration {
+	t.Helper()
+	out, err := cmdAs(context.Background(), u, dir, nil, floor, "-feed-after", d.String(), "--partition", parked).Output()
+	require.NoError(t, err, string(out))
+	lines := strings.Fields(string(out))
+	require.Len(t, lines, 2, "sbatchfloor -feed-after prints the job id and the microseconds: %q", out)
+	micros, err := strconv.ParseInt(lines[1], 10, 64)
+	require.NoError(t, err, "%q", out)
+	return time.Duration(micros) * time.Microsecond
 }
 
 // parked is the test cluster's partition whose jobs never start
