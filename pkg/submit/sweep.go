@@ -15,16 +15,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/ferry-hpc/ferry/pkg/atomicfile"
 	"github.com/ferry-hpc/ferry/pkg/job"
 	"github.com/ferry-hpc/ferry/pkg/slurm"
 	"github.com/ferry-hpc/ferry/pkg/sweep"
 )
-
-// SweepFile is the sweep's own record, in <spool>/.sweeps/<id>/.
-const SweepFile = job.SweepFile
 
 // Sweep is what sweep.json holds: which task is which, and which Slurm
 // arrays run them.
@@ -56,13 +51,13 @@ func SweepDir(spool string, id job.ID) string {
 
 // ReadSweep reads a sweep's record.
 func ReadSweep(dir string) (*Sweep, error) {
-	data, err := os.ReadFile(filepath.Join(dir, SweepFile))
+	data, err := os.ReadFile(filepath.Join(dir, job.SweepFile))
 	if err != nil {
 		return nil, err
 	}
 	var s Sweep
 	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("read %s: %w", filepath.Join(dir, SweepFile), err)
+		return nil, fmt.Errorf("read %s: %w", filepath.Join(dir, job.SweepFile), err)
 	}
 	return &s, nil
 }
@@ -131,27 +126,24 @@ func (s *Submitter) SubmitSweep(ctx context.Context, base *job.Spec, sets []map[
 	done := make([]bool, len(sets))
 	bundlePath := filepath.Join(stage, job.BundleFile)
 	err = parallel(ctx, len(sets), func(i int) error {
-		spec := *base
-		spec.ID = ids[i+1]
-		spec.Sweep = &job.SweepRef{ID: sw.ID, Index: i}
-		spec.Params = maps.Clone(base.Params)
-		if spec.Params == nil {
-			spec.Params = map[string]any{}
+		params := maps.Clone(base.Params)
+		if params == nil {
+			params = map[string]any{}
 		}
-		maps.Copy(spec.Params, sets[i])
-		final := job.DirFor(spool, spec.ID)
-		spec.Dir = final.Path()
-		tmp := filepath.Join(spool, ".tmp-"+string(spec.ID))
+		maps.Copy(params, sets[i])
+		task := SweepTask{Index: i, ID: ids[i+1], Dir: job.DirFor(spool, ids[i+1]).Path(), Params: params}
+		spec := taskSpec(base, sw.ID, task)
+		tmp := filepath.Join(spool, ".tmp-"+string(task.ID))
 		if err := writeTaskDir(tmp, &spec, bundlePath); err != nil {
 			_ = os.RemoveAll(tmp)
 			return err
 		}
-		if err := os.Rename(tmp, final.Path()); err != nil {
+		if err := os.Rename(tmp, task.Dir); err != nil {
 			_ = os.RemoveAll(tmp)
 			return fmt.Errorf("commit task %d: %w", i, err)
 		}
 		done[i] = true
-		sw.Tasks[i] = SweepTask{Index: i, ID: spec.ID, Dir: final.Path(), Params: spec.Params}
+		sw.Tasks[i] = task
 		return nil
 	})
 	for i := range done {
@@ -172,14 +164,33 @@ func (s *Submitter) SubmitSweep(ctx context.Context, base *job.Spec, sets []map[
 			return nil, err
 		}
 	}
-	if err := atomicfile.WriteJSON(filepath.Join(stage, SweepFile), sw, 0o600); err != nil {
+	// The sweep's own dir is what must reach the disk before Slurm hears
+	// of the sweep: its record (every task's id, dir and params), the base
+	// spec and the bundle are all a task needs to rebuild a task dir that
+	// a crash lost (RestoreTask), so the thousands of task files are not
+	// waited for. (A syncfs would also wait for everything else dirty on
+	// the filesystem: on a shared /home, other users' writes too.)
+	baseJSON, err := json.MarshalIndent(base, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(stage, job.SpecFile), append(baseJSON, '\n'), 0o600); err != nil {
+		return nil, err
+	}
+	if err := atomicfile.WriteJSON(filepath.Join(stage, job.SweepFile), sw, 0o600); err != nil {
+		return nil, err
+	}
+	toSync := []string{filepath.Join(stage, job.BundleFile), filepath.Join(stage, job.SpecFile), stage}
+	for _, a := range arrays {
+		toSync = append(toSync, filepath.Join(stage, scriptName(a)))
+	}
+	if err := atomicfile.SyncAll(toSync...); err != nil {
 		return nil, err
 	}
 	if err := os.Rename(stage, sw.Dir); err != nil {
 		return nil, fmt.Errorf("commit sweep: %w", err)
 	}
-	// One syncfs instead of thousands of fsyncs: the spool is one filesystem.
-	if err := syncfs(spool); err != nil {
+	if err := atomicfile.SyncAll(sweeps, spool); err != nil {
 		return nil, err
 	}
 	for _, a := range arrays {
@@ -203,7 +214,7 @@ func (s *Submitter) SubmitSweep(ctx context.Context, base *job.Spec, sets []map[
 	// slurm_id files are hints, as for a single job, and not waited onto
 	// the disk: job.SlurmIDOf falls back to the record. (A syncfs here
 	// would wait for everything dirty on the filesystem.)
-	errs := []error{atomicfile.WriteJSON(filepath.Join(sw.Dir, SweepFile), sw, 0o600)}
+	errs := []error{atomicfile.WriteJSON(filepath.Join(sw.Dir, job.SweepFile), sw, 0o600)}
 	errs = append(errs, parallel(ctx, len(sw.Tasks), func(i int) error {
 		return os.WriteFile(job.Dir(sw.Tasks[i].Dir).SlurmID(), []byte(job.TaskSlurmID(sw.Arrays, i)+"\n"), 0o600)
 	}))
@@ -237,6 +248,17 @@ func parallel(ctx context.Context, n int, fn func(i int) error) error {
 }
 
 func scriptName(a sweep.Array) string { return fmt.Sprintf("array-%d.sbatch", a.First) }
+
+// taskSpec is the spec of one task of sweep id: the sweep's base spec with
+// the task's id, dir and params.
+func taskSpec(base *job.Spec, id job.ID, t SweepTask) job.Spec {
+	spec := *base
+	spec.ID = t.ID
+	spec.Dir = t.Dir
+	spec.Sweep = &job.SweepRef{ID: id, Index: t.Index}
+	spec.Params = t.Params
+	return spec
+}
 
 func writeTaskDir(dir string, spec *job.Spec, bundlePath string) error {
 	if err := os.Mkdir(dir, 0o700); err != nil {
@@ -289,18 +311,6 @@ func (s *Submitter) sweepScript(base *job.Spec, sw *Sweep, a sweep.Array, maxPar
 	})
 }
 
-func syncfs(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := unix.Syncfs(int(f.Fd())); err != nil {
-		return fmt.Errorf("sync %s: %w", path, err)
-	}
-	return nil
-}
-
 // FindSweep finds a sweep by id or unique prefix under a spool root.
 func FindSweep(spool, ref string) (string, error) {
 	ref = strings.ToLower(strings.TrimSpace(ref))
@@ -321,4 +331,87 @@ func FindSweep(spool, ref string) (string, error) {
 		return SweepDir(spool, job.ID(found[0])), nil
 	}
 	return "", fmt.Errorf("%q matches %d sweeps: give more characters: %w", ref, len(found), job.ErrAmbiguous)
+}
+
+// RestoreTask makes sure that task i of sw, the sweep in sweepDir, has a
+// complete job dir, and returns it. SubmitSweep waits only for the
+// sweep's own dir to reach the disk (its record, base spec and bundle),
+// not for the thousands of task files, so after a crash a task may find
+// its dir missing or its files empty: what is missing is rebuilt as
+// SubmitSweep wrote it, and restored says so. It runs as the task starts.
+func RestoreTask(sweepDir string, sw *Sweep, i int) (dir string, restored bool, err error) {
+	if i < 0 || i >= len(sw.Tasks) || sw.Tasks[i].Index != i {
+		return "", false, fmt.Errorf("sweep %s has no task %d", sw.ID, i)
+	}
+	t := sw.Tasks[i]
+	d := job.Dir(t.Dir)
+	if taskComplete(d, t.ID) {
+		return t.Dir, false, nil
+	}
+	base, err := job.ReadSpec(job.Dir(sweepDir))
+	if err != nil {
+		return "", false, fmt.Errorf("task %d's job dir %s is incomplete, and the sweep's base spec to rebuild it from cannot be read: %w", i, t.Dir, err)
+	}
+	spec := taskSpec(base, sw.ID, t)
+	specJSON, err := json.Marshal(spec)
+	if err != nil {
+		return "", false, err
+	}
+	params, err := json.Marshal(t.Params)
+	if err != nil {
+		return "", false, err
+	}
+	if err := os.MkdirAll(d.Outputs(), 0o700); err != nil {
+		return "", false, fmt.Errorf("rebuild task %d: %w", i, err)
+	}
+	if err := os.Chmod(t.Dir, 0o700); err != nil {
+		return "", false, fmt.Errorf("rebuild task %d: %w", i, err)
+	}
+	bundlePath := filepath.Join(sweepDir, job.BundleFile)
+	if !sameFile(bundlePath, d.Bundle()) {
+		_ = os.Remove(d.Bundle())
+		if err := os.Link(bundlePath, d.Bundle()); err != nil {
+			return "", false, fmt.Errorf("rebuild task %d: link bundle: %w", i, err)
+		}
+	}
+	for _, f := range []struct {
+		path string
+		data []byte
+	}{{d.Params(), append(params, '\n')}, {d.Spec(), append(specJSON, '\n')}} {
+		if err := atomicfile.Write(f.path, f.data, 0o600); err != nil {
+			return "", false, fmt.Errorf("rebuild task %d: %w", i, err)
+		}
+	}
+	if err := atomicfile.SyncAll(t.Dir, filepath.Dir(t.Dir)); err != nil {
+		return "", false, fmt.Errorf("rebuild task %d: %w", i, err)
+	}
+	return t.Dir, true, nil
+}
+
+// taskComplete reports whether d holds what SubmitSweep wrote for task id:
+// a spec of that id, params, the bundle and the outputs dir.
+func taskComplete(d job.Dir, id job.ID) bool {
+	spec, err := job.ReadSpec(d)
+	if err != nil || spec.ID != id {
+		return false
+	}
+	data, err := os.ReadFile(d.Params())
+	var params map[string]any
+	if err != nil || json.Unmarshal(data, &params) != nil {
+		return false
+	}
+	if fi, err := os.Stat(d.Bundle()); err != nil || !fi.Mode().IsRegular() || (spec.Bundle.Size > 0 && fi.Size() != spec.Bundle.Size) {
+		return false
+	}
+	fi, err := os.Stat(d.Outputs())
+	return err == nil && fi.IsDir()
+}
+
+func sameFile(a, b string) bool {
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	fb, err := os.Stat(b)
+	return err == nil && os.SameFile(fa, fb)
 }

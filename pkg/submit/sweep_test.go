@@ -117,3 +117,80 @@ func TestSubmitSweepRefusedLeavesNothing(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// Submit waits only for the sweep's own dir to reach the disk; a task
+// whose dir a crash lost or emptied is rebuilt from the sweep's record as
+// it starts, byte for byte as submit wrote it.
+func TestRestoreTask(t *testing.T) {
+	s, spec := submitter(t, nil, nil)
+	s.Slurm = &arraySbatch{}
+	sw, err := s.SubmitSweep(context.Background(), spec, sets(4), 0, maxArray(10))
+	require.NoError(t, err)
+	base, err := job.ReadSpec(job.Dir(sw.Dir))
+	require.NoError(t, err, "the sweep's dir holds its base spec")
+	require.NotEmpty(t, base.Bundle.Hash)
+	assert.Equal(t, spec.Bundle.Hash, base.Bundle.Hash)
+	assert.Nil(t, base.Sweep)
+
+	read := func(p string) []byte {
+		data, err := os.ReadFile(p)
+		require.NoError(t, err)
+		return data
+	}
+	dirs := make([]job.Dir, len(sw.Tasks))
+	wantSpec := make([][]byte, len(sw.Tasks))
+	wantParams := make([][]byte, len(sw.Tasks))
+	for i, task := range sw.Tasks {
+		dirs[i] = job.Dir(task.Dir)
+		wantSpec[i], wantParams[i] = read(dirs[i].Spec()), read(dirs[i].Params())
+	}
+
+	// Task 0 is intact: nothing is touched.
+	dir, restored, err := submit.RestoreTask(sw.Dir, sw, 0)
+	require.NoError(t, err)
+	assert.False(t, restored)
+	assert.Equal(t, sw.Tasks[0].Dir, dir)
+
+	// Task 1's dir is gone, task 2's spec and params are empty (written,
+	// never flushed), task 3 lost its bundle link and outputs dir.
+	require.NoError(t, os.RemoveAll(dirs[1].Path()))
+	require.NoError(t, os.Truncate(dirs[2].Spec(), 0))
+	require.NoError(t, os.Truncate(dirs[2].Params(), 0))
+	require.NoError(t, os.Remove(dirs[3].Bundle()))
+	require.NoError(t, os.Remove(dirs[3].Outputs()))
+	for i := 1; i < 4; i++ {
+		dir, restored, err := submit.RestoreTask(sw.Dir, sw, i)
+		require.NoError(t, err, "task %d", i)
+		assert.True(t, restored, "task %d", i)
+		assert.Equal(t, sw.Tasks[i].Dir, dir)
+		assert.Equal(t, string(wantSpec[i]), string(read(dirs[i].Spec())), "task %d's spec", i)
+		assert.Equal(t, string(wantParams[i]), string(read(dirs[i].Params())), "task %d's params", i)
+		a, err := os.Stat(filepath.Join(sw.Dir, job.BundleFile))
+		require.NoError(t, err)
+		b, err := os.Stat(dirs[i].Bundle())
+		require.NoError(t, err)
+		assert.True(t, os.SameFile(a, b), "task %d's bundle is the sweep's, linked", i)
+		fi, err := os.Stat(dirs[i].Outputs())
+		require.NoError(t, err)
+		assert.True(t, fi.IsDir())
+		fi, err = os.Stat(dirs[i].Path())
+		require.NoError(t, err)
+		assert.Equal(t, os.FileMode(0o700), fi.Mode().Perm())
+		// A second look finds it complete.
+		_, again, err := submit.RestoreTask(sw.Dir, sw, i)
+		require.NoError(t, err)
+		assert.False(t, again)
+	}
+
+	_, _, err = submit.RestoreTask(sw.Dir, sw, 4)
+	require.EqualError(t, err, "sweep "+string(sw.ID)+" has no task 4")
+
+	// Without the base spec (a sweep submitted before it was kept), an
+	// incomplete task cannot be rebuilt, and says why.
+	require.NoError(t, os.Remove(filepath.Join(sw.Dir, job.SpecFile)))
+	require.NoError(t, os.RemoveAll(dirs[1].Path()))
+	_, _, err = submit.RestoreTask(sw.Dir, sw, 1)
+	require.ErrorContains(t, err, "task 1's job dir "+dirs[1].Path()+" is incomplete, and the sweep's base spec to rebuild it from cannot be read")
+	_, err = os.Stat(dirs[1].Path())
+	assert.True(t, os.IsNotExist(err), "nothing half-built is left")
+}

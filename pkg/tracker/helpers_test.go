@@ -194,7 +194,7 @@ func (e *env) submitSweep(array string, n int) (job.ID, []job.ID, []slurm.Job) {
 		rec.Tasks = append(rec.Tasks, submit.SweepTask{Index: i, ID: id, Dir: dir, Params: params})
 		lines[i] = e.line(sid, i, sweep, "sweep", sdir)
 	}
-	e.writeJSON(sdir, submit.SweepFile, rec)
+	e.writeJSON(sdir, job.SweepFile, rec)
 	return sweep, tasks, lines
 }
 

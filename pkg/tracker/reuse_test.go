@@ -176,7 +176,6 @@ func TestUnattributedLineDoesNotHoldBackReusedID(t *testing.T) {
 // A sweep's tasks are found through its own record, in its dir (the work
 // dir of its arrays), and only in the spool the sweep is in.
 func TestScanSweep(t *testing.T) {
-	require.Equal(t, submit.SweepFile, sweepRecord)
 	tests := []struct {
 		name    string
 		dir     func(e *env, sweep job.ID, tasks []job.ID) string
@@ -241,7 +240,7 @@ func TestScanSweep(t *testing.T) {
 	rec, err := submit.ReadSweep(lines[0].WorkDir)
 	require.NoError(t, err)
 	rec.Tasks[0].ID, rec.Tasks[0].Dir = elsewhere, filepath.Join(other, string(elsewhere))
-	e.writeJSON(lines[0].WorkDir, submit.SweepFile, rec)
+	e.writeJSON(lines[0].WorkDir, job.SweepFile, rec)
 	e.tr.mu.Lock()
 	assert.NoError(t, e.tr.scanSweep(sweep, lines[0].WorkDir, e.uid))
 	assert.Empty(t, e.tr.tasks)

@@ -145,10 +145,6 @@ func (t *Tracker) scanRoots(roots map[string]bool, removals bool) {
 	}
 }
 
-// sweepRecord is the sweep's own record in its dir (pkg/submit's
-// SweepFile); the tracker reads only which tasks the sweep has.
-const sweepRecord = job.SweepFile
-
 // maxSweepBytes bounds the sweep record read (a task's entry, params
 // included, is a few hundred bytes).
 const maxSweepBytes = 64 << 20
@@ -187,7 +183,7 @@ func (t *Tracker) scanSweep(sweep job.ID, dir string, uid int) error {
 		filepath.Base(filepath.Dir(dir)) != job.SweepsDir {
 		return fmt.Errorf("%q is not the dir of sweep %s", dir, sweep)
 	}
-	data, err := readIn(dir, uid, sweepRecord, maxSweepBytes)
+	data, err := readIn(dir, uid, job.SweepFile, maxSweepBytes)
 	if err != nil {
 		return err
 	}
@@ -198,7 +194,7 @@ func (t *Tracker) scanSweep(sweep job.ID, dir string, uid int) error {
 		Arrays []job.SweepArray `json:"arrays"`
 	}
 	if err := json.Unmarshal(data, &rec); err != nil {
-		return fmt.Errorf("read %s: %w", filepath.Join(dir, sweepRecord), err)
+		return fmt.Errorf("read %s: %w", filepath.Join(dir, job.SweepFile), err)
 	}
 	spool := filepath.Dir(filepath.Dir(dir))
 	for _, task := range rec.Tasks {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -87,4 +88,49 @@ func TestSweepOverArrayLimitIsSplit(t *testing.T) {
 	// a pending task that was cancelled vanishes from Slurm; it shows as cancelled, not lost
 	st := status(t, u, string(sw.Tasks[1002].ID))
 	assert.Contains(t, []job.State{job.Cancelled, job.Succeeded}, st.State, st.Reason)
+}
+
+// submit waits only for the sweep's own dir to reach the disk, not for
+// every task's files: a task whose dir a crash lost or emptied is rebuilt
+// from the sweep's record when it starts, and runs as submitted.
+func TestSweepTaskDirLostIsRebuilt(t *testing.T) {
+	u := lookup(t, alice)
+	dir, proj := project(t, u, "rebuilt")
+	pl := filepath.Join(dir, "points.json")
+	require.NoError(t, os.WriteFile(pl, []byte(`[{"i": 0}, {"i": 1}, {"i": 2}]`), 0o644))
+	chownTree(t, dir, u)
+	// One task at a time, each 3 s: tasks 1 and 2 are still pending when
+	// their dirs are damaged below.
+	r := ferry(t, u, dir, "sweep", "-o", "json", "--params-list", pl, "--max-parallel", "1", proj,
+		"--", "sh", "-c", `sleep 3; echo "params $FERRY_PARAMS"`)
+	require.Equal(t, 0, r.Code, r.String())
+	var sw submitpkg.Sweep
+	require.NoError(t, json.Unmarshal([]byte(r.Out), &sw), r.String())
+	require.Len(t, sw.Tasks, 3)
+	require.NoError(t, os.Truncate(job.Dir(sw.Tasks[1].Dir).Spec(), 0))
+	require.NoError(t, os.RemoveAll(sw.Tasks[2].Dir))
+
+	// Until task 2 starts and rebuilds its dir, only the sweep's record
+	// knows it ('ferry status' says no such job).
+	require.Eventually(t, func() bool {
+		_, err := os.Stat(job.Dir(sw.Tasks[2].Dir).Spec())
+		return err == nil
+	}, 180*time.Second, 200*time.Millisecond, "task 2 rebuilds its dir when it starts")
+	for i, task := range sw.Tasks {
+		st := waitState(t, u, string(task.ID), 180*time.Second, func(st job.Status) bool { return st.State.Terminal() })
+		require.Equal(t, job.Succeeded, st.State, "task %d: %s", i, st.Reason)
+		logData, err := os.ReadFile(filepath.Join(task.Dir, "log"))
+		require.NoError(t, err)
+		assert.Contains(t, string(logData), fmt.Sprintf(`"i":%d,`, i), "task %d ran with its own params", i)
+		spec, err := job.ReadSpec(job.Dir(task.Dir))
+		require.NoError(t, err)
+		assert.Equal(t, task.ID, spec.ID)
+		slurmOut, err := os.ReadFile(filepath.Join(sw.Dir, fmt.Sprintf("slurm-0-%d.out", i)))
+		require.NoError(t, err)
+		if i == 0 {
+			assert.NotContains(t, string(slurmOut), "rebuilt it", "task 0 was intact")
+		} else {
+			assert.Contains(t, string(slurmOut), fmt.Sprintf("ferry: task %d's job dir %s was incomplete", i, task.Dir))
+		}
+	}
 }

@@ -224,7 +224,7 @@ func TestLookupFerryJob(t *testing.T) {
 	}
 	data, err := json.Marshal(sw)
 	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(sweepDir, submit.SweepFile), data, 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(sweepDir, job.SweepFile), data, 0o600))
 
 	tests := []struct {
 		name    string

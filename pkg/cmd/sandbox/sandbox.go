@@ -78,7 +78,7 @@ func run(ctx context.Context, o *Options) error {
 	}
 	jobDir := o.JobDir
 	if o.SweepDir != "" {
-		if jobDir, err = taskDir(o.SweepDir, o.First); err != nil {
+		if jobDir, err = taskDir(o.SweepDir, o.First, o.F.IO.ErrOut); err != nil {
 			return err
 		}
 	}
@@ -110,8 +110,9 @@ func run(ctx context.Context, o *Options) error {
 	}
 }
 
-// taskDir finds the job dir of this array task in the sweep's record.
-func taskDir(sweepDir string, first int) (string, error) {
+// taskDir finds the job dir of this array task in the sweep's record, and
+// rebuilds what a crash may have lost of it (submit.RestoreTask).
+func taskDir(sweepDir string, first int, errOut io.Writer) (string, error) {
 	n, err := strconv.Atoi(os.Getenv("SLURM_ARRAY_TASK_ID"))
 	if err != nil {
 		return "", fmt.Errorf("--sweep-dir needs SLURM_ARRAY_TASK_ID (run by an array job): %w", err)
@@ -120,11 +121,11 @@ func taskDir(sweepDir string, first int) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	i := first + n
-	if i < 0 || i >= len(sw.Tasks) || sw.Tasks[i].Index != i {
-		return "", fmt.Errorf("sweep %s has no task %d", sw.ID, i)
+	dir, restored, err := submit.RestoreTask(sweepDir, sw, first+n)
+	if restored {
+		fmt.Fprintf(errOut, "ferry: task %d's job dir %s was incomplete (a crash soon after the sweep was submitted?): rebuilt it from the sweep's record\n", first+n, dir)
 	}
-	return sw.Tasks[i].Dir, nil
+	return dir, err
 }
 
 // unpacker checks the bundle as it unpacks it: no more than the cluster's

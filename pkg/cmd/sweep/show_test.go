@@ -56,7 +56,7 @@ func writeSweep(t *testing.T, e *cmdtest.Env, tasks []task) (job.ID, []job.ID) {
 	require.NoError(t, os.MkdirAll(sw.Dir, 0o700))
 	data, err := json.Marshal(sw)
 	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(sw.Dir, submit.SweepFile), data, 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(sw.Dir, job.SweepFile), data, 0o600))
 	return sw.ID, ids
 }
 
