@@ -39,6 +39,7 @@ type Config struct {
 	ReadOnlyMounts []string    `yaml:"readonly_mounts"`
 	Perfmon        bool        `yaml:"perfmon"`
 	PidsLimit      int64       `yaml:"pids_limit"`
+	NodeMemReserve Size        `yaml:"node_mem_reserve"`
 	StopGrace      Duration    `yaml:"stop_grace"`
 	FerryBinary    string      `yaml:"ferry_binary"`
 	Defaults       JobDefaults `yaml:"defaults"`
@@ -74,18 +75,19 @@ type Tracker struct {
 // Default returns the built-in defaults, before any file or variable.
 func Default() *Config {
 	return &Config{
-		SpoolRoot:    "~/.ferry/jobs",
-		DefaultImage: DefaultImage,
-		Images:       []string{DefaultImage},
-		MaxBundle:    256 << 20,
-		ScratchDir:   "/var/tmp/ferry",
-		AgentSocket:  "/run/ferry/agent.sock",
-		PidsLimit:    512,
-		StopGrace:    Duration(5 * time.Second),
-		Defaults:     JobDefaults{CPUs: 1, Mem: "1G", Time: "1h"},
-		Redis:        Redis{Addr: "127.0.0.1:6379"},
-		Tracker:      Tracker{Listen: "127.0.0.1:9465", Tick: Duration(time.Second)},
-		systemName:   SystemPath,
+		SpoolRoot:      "~/.ferry/jobs",
+		DefaultImage:   DefaultImage,
+		Images:         []string{DefaultImage},
+		MaxBundle:      256 << 20,
+		ScratchDir:     "/var/tmp/ferry",
+		AgentSocket:    "/run/ferry/agent.sock",
+		PidsLimit:      512,
+		NodeMemReserve: 512 << 20,
+		StopGrace:      Duration(5 * time.Second),
+		Defaults:       JobDefaults{CPUs: 1, Mem: "1G", Time: "1h"},
+		Redis:          Redis{Addr: "127.0.0.1:6379"},
+		Tracker:        Tracker{Listen: "127.0.0.1:9465", Tick: Duration(time.Second)},
+		systemName:     SystemPath,
 	}
 }
 

@@ -345,8 +345,10 @@ func TestValidate(t *testing.T) {
 			`readonly_mounts[4] "/x:y" may not contain ':', ',' or a newline`}},
 		{"limits and durations", func(c *Config) {
 			c.PidsLimit, c.StopGrace, c.Tracker.Tick = 0, Duration(-time.Second), 0
+			c.NodeMemReserve = -1
 		}, []string{
 			"pids_limit must be more than zero, got 0",
+			"node_mem_reserve must not be negative, got -1",
 			"stop_grace must not be negative, got -1s",
 			"tracker.tick must be more than zero, got 0s"}},
 		{"job defaults", func(c *Config) { c.Defaults = JobDefaults{CPUs: 0, Mem: "lots", Time: "soon", Partition: "a b"} }, []string{

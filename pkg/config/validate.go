@@ -68,6 +68,9 @@ func (c *Config) Validate() error {
 	if c.PidsLimit <= 0 {
 		bad("pids_limit must be more than zero, got %d", c.PidsLimit)
 	}
+	if c.NodeMemReserve < 0 {
+		bad("node_mem_reserve must not be negative, got %d", int64(c.NodeMemReserve))
+	}
 	if c.StopGrace < 0 {
 		bad("stop_grace must not be negative, got %s", c.StopGrace)
 	}

@@ -45,6 +45,10 @@ type Policy struct {
 	Perfmon        bool
 	PidsLimit      int64
 	TmpfsSize      int64
+	// NodeMemory is the worker's memory (0: unknown), MemReserve what a
+	// sandbox leaves of it to the node's daemons: see memLimit.
+	NodeMemory int64
+	MemReserve int64
 	// HomeOf returns a user's home dir; the job dir must lie under it.
 	// Defaults to the passwd database.
 	HomeOf func(uid int) (string, error)
@@ -215,7 +219,7 @@ func (p *Policy) decide(req Request, peer Peer, alloc Allocation) (ContainerSpec
 		Mounts:      mounts,
 		Network:     network,
 		NanoCPUs:    int64(cpus) * 1e9,
-		MemoryBytes: alloc.MemBytes,
+		MemoryBytes: p.memLimit(alloc.MemBytes),
 		PidsLimit:   p.PidsLimit,
 		GPUs:        alloc.GPUs,
 		CapAdd:      caps,
@@ -227,6 +231,22 @@ func (p *Policy) decide(req Request, peer Peer, alloc Allocation) (ContainerSpec
 			LabelNode:     p.Node,
 		},
 	}, dirs, nil
+}
+
+// memLimit is a sandbox's memory limit for a job Slurm allotted alloc
+// bytes (0: none, when memory is not a consumable resource): the
+// allotment, but never more than the node's memory less the reserve, so
+// that a job that runs away is killed in its own cgroup and not slurmd,
+// dockerd or the agent by the node's OOM killer.
+func (p *Policy) memLimit(alloc int64) int64 {
+	ceiling := p.NodeMemory - p.MemReserve
+	if p.NodeMemory <= 0 || ceiling <= 0 {
+		return alloc
+	}
+	if alloc <= 0 || alloc > ceiling {
+		return ceiling
+	}
+	return alloc
 }
 
 func listOrNone(l []string) string {

@@ -130,6 +130,10 @@ func run(ctx context.Context, o *Options) error {
 	if nsNote != "" {
 		log.Warn(nsNote)
 	}
+	nodeMem, err := sb.NodeMemory()
+	if err != nil {
+		log.Warn("node memory unknown: sandboxes get no memory limit where Slurm allots none", "err", err)
+	}
 	a := &sb.Agent{
 		Policy: &sb.Policy{
 			Node:           node,
@@ -140,6 +144,8 @@ func run(ctx context.Context, o *Options) error {
 			Perfmon:        cfg.Perfmon,
 			PidsLimit:      cfg.PidsLimit,
 			TmpfsSize:      512 << 20,
+			NodeMemory:     nodeMem,
+			MemReserve:     int64(cfg.NodeMemReserve),
 		},
 		Engine:    eng,
 		Binder:    &sb.MountBinder{Root: mountRoot},
