@@ -132,6 +132,11 @@ func (s Spool) Resolve(ref string) (Dir, error) {
 			}
 		}
 	}
+	if array, task, ok := strings.Cut(ref, "_"); ok && isDigits(array) && isDigits(task) {
+		if d, ok := s.resolveArrayTask(array, task); ok {
+			return d, nil
+		}
+	}
 	var matches []ID
 	for _, d := range dirs {
 		if strings.HasPrefix(string(d.ID()), ref) {
@@ -145,6 +150,55 @@ func (s Spool) Resolve(ref string) (Dir, error) {
 		return DirFor(s.Root, matches[0]), nil
 	}
 	return "", Ambiguousf("%q matches %d jobs: %s; give more characters", ref, len(matches), candidates(matches))
+}
+
+// resolveArrayTask finds the task that is array task task ("4") of Slurm
+// job array ("123") in the records of the user's sweeps, newest sweep
+// first (Slurm may reuse an id after its controller lost its state). The
+// records are durable, unlike a task's slurm_id hint.
+func (s Spool) resolveArrayTask(array, task string) (Dir, bool) {
+	n, err := strconv.Atoi(task)
+	if err != nil {
+		return "", false
+	}
+	ents, err := os.ReadDir(filepath.Join(s.Root, SweepsDir))
+	if err != nil {
+		return "", false
+	}
+	for i := len(ents) - 1; i >= 0; i-- { // ReadDir sorts by name: oldest id first
+		id, err := ParseID(ents[i].Name())
+		if err != nil || string(id) != ents[i].Name() {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(s.Root, SweepsDir, string(id), SweepFile))
+		if err != nil {
+			continue
+		}
+		var rec struct {
+			Arrays []SweepArray `json:"arrays"`
+			Tasks  []struct {
+				Index int `json:"index"`
+				ID    ID  `json:"id"`
+			} `json:"tasks"`
+		}
+		if json.Unmarshal(data, &rec) != nil {
+			continue
+		}
+		for _, a := range rec.Arrays {
+			if a.SlurmID != array || n > a.Last-a.First {
+				continue
+			}
+			i := a.First + n
+			if i < 0 || i >= len(rec.Tasks) || rec.Tasks[i].Index != i {
+				continue
+			}
+			d := DirFor(s.Root, rec.Tasks[i].ID)
+			if fi, err := os.Stat(d.Path()); err == nil && fi.IsDir() {
+				return d, true
+			}
+		}
+	}
+	return "", false
 }
 
 // candidates names the first few of ids (newest first) by prefixes that tell

@@ -1,6 +1,7 @@
 package job_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -186,4 +187,55 @@ func upper(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// A sweep task's Slurm id ("123_4") is found through its sweep's durable
+// record, whether or not the task's slurm_id hint reached the disk; the
+// newest sweep wins when Slurm reused an array id.
+func TestSpoolResolveArrayTask(t *testing.T) {
+	root := t.TempDir()
+	base := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
+	mkSweep := func(at time.Time, arrays []job.SweepArray, tasks int) []job.ID {
+		ids := job.NewIDs(at, tasks+1)
+		type task struct {
+			Index int    `json:"index"`
+			ID    job.ID `json:"id"`
+		}
+		rec := struct {
+			Tasks  []task           `json:"tasks"`
+			Arrays []job.SweepArray `json:"arrays"`
+		}{Arrays: arrays}
+		for i := range tasks {
+			rec.Tasks = append(rec.Tasks, task{Index: i, ID: ids[i+1]})
+			require.NoError(t, os.MkdirAll(job.DirFor(root, ids[i+1]).Path(), 0o700)) // no slurm_id hint
+		}
+		dir := filepath.Join(root, job.SweepsDir, string(ids[0]))
+		require.NoError(t, os.MkdirAll(dir, 0o700))
+		data, err := json.Marshal(rec)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, job.SweepFile), data, 0o600))
+		return ids[1:]
+	}
+	old := mkSweep(base, []job.SweepArray{{SlurmID: "500", First: 0, Last: 2}}, 3)
+	split := mkSweep(base.Add(time.Hour), []job.SweepArray{{SlurmID: "600", First: 0, Last: 1}, {SlurmID: "601", First: 2, Last: 3}}, 4)
+	reused := mkSweep(base.Add(2*time.Hour), []job.SweepArray{{SlurmID: "500", First: 0, Last: 0}}, 1)
+	spool := job.Spool{Root: root}
+
+	for ref, want := range map[string]job.ID{
+		"600_0": split[0], "600_1": split[1], "601_0": split[2], "601_1": split[3],
+		"500_0": reused[0], // the newest sweep with array 500
+		"500_2": old[2],    // only the old one has a task 2
+	} {
+		d, err := spool.Resolve(ref)
+		require.NoError(t, err, ref)
+		assert.Equal(t, want, d.ID(), ref)
+	}
+	for _, ref := range []string{"600_2", "602_0", "500_3", "600_99999999999999999999", "_1", "600_"} {
+		_, err := spool.Resolve(ref)
+		require.ErrorIs(t, err, job.ErrNotFound, ref)
+	}
+	// A task whose dir is gone is not found, even though its sweep knows it.
+	require.NoError(t, os.RemoveAll(job.DirFor(root, split[3]).Path()))
+	_, err := spool.Resolve("601_1")
+	require.ErrorIs(t, err, job.ErrNotFound)
 }
