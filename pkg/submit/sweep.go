@@ -120,39 +120,14 @@ func (s *Submitter) SubmitSweep(ctx context.Context, base *job.Spec, sets []map[
 	}
 	base.Bundle = job.Bundle{File: job.BundleFile, Hash: info.Hash, Size: info.Size, Bytes: info.Bytes, Files: info.Files}
 
-	// The task dirs, staged beside their final place and renamed in, by a
-	// few workers: this is thousands of small syscalls for a big sweep.
 	sw.Tasks = make([]SweepTask, len(sets))
-	done := make([]bool, len(sets))
-	bundlePath := filepath.Join(stage, job.BundleFile)
-	err = parallel(ctx, len(sets), func(i int) error {
+	for i, set := range sets {
 		params := maps.Clone(base.Params)
 		if params == nil {
 			params = map[string]any{}
 		}
-		maps.Copy(params, sets[i])
-		task := SweepTask{Index: i, ID: ids[i+1], Dir: job.DirFor(spool, ids[i+1]).Path(), Params: params}
-		spec := taskSpec(base, sw.ID, task)
-		tmp := filepath.Join(spool, ".tmp-"+string(task.ID))
-		if err := writeTaskDir(tmp, &spec, bundlePath); err != nil {
-			_ = os.RemoveAll(tmp)
-			return err
-		}
-		if err := os.Rename(tmp, task.Dir); err != nil {
-			_ = os.RemoveAll(tmp)
-			return fmt.Errorf("commit task %d: %w", i, err)
-		}
-		done[i] = true
-		sw.Tasks[i] = task
-		return nil
-	})
-	for i := range done {
-		if done[i] {
-			made = append(made, sw.Tasks[i].Dir)
-		}
-	}
-	if err != nil {
-		return nil, err
+		maps.Copy(params, set)
+		sw.Tasks[i] = SweepTask{Index: i, ID: ids[i+1], Dir: job.DirFor(spool, ids[i+1]).Path(), Params: params}
 	}
 	arrays := sweep.Split(len(sets), maxArray)
 	for _, a := range arrays {
@@ -164,12 +139,13 @@ func (s *Submitter) SubmitSweep(ctx context.Context, base *job.Spec, sets []map[
 			return nil, err
 		}
 	}
-	// The sweep's own dir is what must reach the disk before Slurm hears
-	// of the sweep: its record (every task's id, dir and params), the base
-	// spec and the bundle are all a task needs to rebuild a task dir that
-	// a crash lost (RestoreTask), so the thousands of task files are not
-	// waited for. (A syncfs would also wait for everything else dirty on
-	// the filesystem: on a shared /home, other users' writes too.)
+	// The sweep's own dir is made durable first, on its own: its record
+	// (every task's id, dir and params), the base spec, the bundle and the
+	// array scripts are all a task needs to rebuild a task dir that a
+	// crash lost (RestoreTask). The thousands of task files written after
+	// it are not waited for. (Written before it, their metadata rode in
+	// this fsync's journal commit: its longest fsync took 4-5 ms against
+	// under 1 ms now, for 1,000 tasks on ext4.)
 	baseJSON, err := json.MarshalIndent(base, "", "  ")
 	if err != nil {
 		return nil, err
@@ -191,6 +167,34 @@ func (s *Submitter) SubmitSweep(ctx context.Context, base *job.Spec, sets []map[
 		return nil, fmt.Errorf("commit sweep: %w", err)
 	}
 	if err := atomicfile.SyncAll(sweeps, spool); err != nil {
+		return nil, err
+	}
+
+	// The task dirs, staged beside their final place and renamed in, by a
+	// few workers: this is thousands of small syscalls for a big sweep.
+	done := make([]bool, len(sets))
+	bundlePath := filepath.Join(sw.Dir, job.BundleFile)
+	err = parallel(ctx, len(sets), func(i int) error {
+		task := sw.Tasks[i]
+		spec := taskSpec(base, sw.ID, task)
+		tmp := filepath.Join(spool, ".tmp-"+string(task.ID))
+		if err := writeTaskDir(tmp, &spec, bundlePath); err != nil {
+			_ = os.RemoveAll(tmp)
+			return err
+		}
+		if err := os.Rename(tmp, task.Dir); err != nil {
+			_ = os.RemoveAll(tmp)
+			return fmt.Errorf("commit task %d: %w", i, err)
+		}
+		done[i] = true
+		return nil
+	})
+	for i := range done {
+		if done[i] {
+			made = append(made, sw.Tasks[i].Dir)
+		}
+	}
+	if err != nil {
 		return nil, err
 	}
 	for _, a := range arrays {
