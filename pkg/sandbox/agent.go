@@ -348,7 +348,7 @@ func (a *Agent) handleRun(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	log.Info("run allowed", "decision", "allowed", "cpus", alloc.CPUs, "mem_bytes", alloc.MemBytes, "gpus", alloc.GPUs, "network", spec.Network)
+	log.Info("run allowed", "decision", "allowed", "cpus", alloc.CPUs, "mem_bytes", alloc.MemBytes, "mem_limit", spec.MemoryBytes, "gpus", alloc.GPUs, "network", spec.Network)
 
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
@@ -417,6 +417,7 @@ func (a *Agent) handleRun(w http.ResponseWriter, r *http.Request) {
 		log.Error("remove", "err", err)
 	}
 	log.Info("container ended", "container", short(c.ID), "exit_code", exit.Code, "oom_killed", exit.OOMKilled, "stopped", exit.Stopped)
+	exit.MemoryLimit = spec.MemoryBytes
 	last = &Frame{Type: "exit", Exit: &exit}
 }
 

@@ -45,9 +45,12 @@ type ContainerSpec struct {
 
 // Exit is how a container ended.
 type Exit struct {
-	Code        int       `json:"code"`
-	OOMKilled   bool      `json:"oom_killed"`
-	Stopped     bool      `json:"stopped"` // stopped by ferry (cancel, agent shutdown)
+	Code      int  `json:"code"`
+	OOMKilled bool `json:"oom_killed"`
+	Stopped   bool `json:"stopped"` // stopped by ferry (cancel, agent shutdown)
+	// MemoryLimit is the container's memory limit in bytes as the agent
+	// set it (0: none), for the out-of-memory reason.
+	MemoryLimit int64     `json:"memory_limit,omitempty"`
 	ImageDigest string    `json:"image_digest"`
 	Started     time.Time `json:"started"`
 	Ended       time.Time `json:"ended"`

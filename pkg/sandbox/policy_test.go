@@ -179,6 +179,27 @@ func TestPolicyDecide(t *testing.T) {
 			},
 		},
 		{
+			name: "memory is capped at the node's less the reserve",
+			setup: func(t *testing.T, fx *fixture) {
+				fx.policy.NodeMemory, fx.policy.MemReserve = 6<<30, 1<<30
+			},
+			want: func(fx *fixture, s *ContainerSpec) { s.MemoryBytes = 5 << 30 },
+		},
+		{
+			name: "no memory from Slurm: the node's less the reserve",
+			setup: func(t *testing.T, fx *fixture) {
+				fx.alloc.MemBytes = 0
+				fx.policy.NodeMemory, fx.policy.MemReserve = 16<<30, 1<<30
+			},
+			want: func(fx *fixture, s *ContainerSpec) { s.MemoryBytes = 15 << 30 },
+		},
+		{
+			name: "an allotment under the cap stands",
+			setup: func(t *testing.T, fx *fixture) {
+				fx.policy.NodeMemory, fx.policy.MemReserve = 16<<30, 1<<30
+			},
+		},
+		{
 			name:  "an allocation without cpus still gets one",
 			setup: func(t *testing.T, fx *fixture) { fx.alloc.CPUs = 0 },
 			want: func(fx *fixture, s *ContainerSpec) {

@@ -127,7 +127,11 @@ func Run(ctx context.Context, o RunOptions) (*job.Result, error) {
 		return finish(o, res, stoppedState(spec, began, now()), stoppedReason(spec, began, now()), exit.Code, now)
 	case exit.OOMKilled:
 		reason := "ran out of memory and was killed"
-		if m := spec.Resources.MemBytes; m > 0 {
+		m := exit.MemoryLimit
+		if m <= 0 {
+			m = spec.Resources.MemBytes
+		}
+		if m > 0 {
 			reason = fmt.Sprintf("used more than its %s of memory and was killed", job.FormatMem(m))
 		}
 		return finish(o, res, job.OutOfMemory, reason, exit.Code, now)

@@ -262,6 +262,16 @@ func TestRunResult(t *testing.T) {
 			launched: true,
 		},
 		{
+			name: "out of memory under the agent's limit, not the spec's",
+			launch: func(e *runEnv, _ context.CancelFunc) launchFunc {
+				return func(ctx context.Context, req Request, out io.Writer) (Exit, error) {
+					return Exit{Code: 137, OOMKilled: true, MemoryLimit: 300 << 20, ImageDigest: "sha256:abc", Started: started}, nil
+				}
+			},
+			wantState: job.OutOfMemory, wantReason: "used more than its 300M of memory and was killed", wantCode: 137,
+			launched: true,
+		},
+		{
 			name: "cancelled during launch",
 			launch: func(e *runEnv, cancel context.CancelFunc) launchFunc {
 				return func(ctx context.Context, req Request, out io.Writer) (Exit, error) {

@@ -392,10 +392,18 @@ func restartAgent(t *testing.T, node string) {
 	if c := exec.Command(ferrydBin, "agent", "--node", node, "--health"); c.Run() == nil {
 		return
 	}
+	startAgent(t, node)
+}
+
+// startAgent starts the node's agent the way tests/cluster.sh does, with
+// env added to its environment, and waits until it serves.
+func startAgent(t *testing.T, node string, env ...string) {
+	t.Helper()
 	logf, err := os.OpenFile(agentLog(node), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	require.NoError(t, err)
 	defer logf.Close()
 	c := exec.Command(ferrydBin, "agent", "--node", node)
+	c.Env = append(os.Environ(), env...)
 	c.Stdout, c.Stderr = logf, logf
 	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	require.NoError(t, c.Start())
@@ -409,4 +417,52 @@ func restartAgent(t *testing.T, node string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("agent %s did not come back", node)
+}
+
+// node_mem_reserve caps a sandbox's memory below Slurm's allotment: with the
+// agents' reserve set to all but 300M of this machine, a job allotted 1G
+// gets a 300M cgroup, and running past it ends out_of_memory, with the
+// limit it met in the reason.
+func TestNodeMemReserveCapsSandboxMemory(t *testing.T) {
+	u := lookup(t, alice)
+	meminfo, err := os.ReadFile("/proc/meminfo")
+	require.NoError(t, err)
+	var kb int64
+	for _, line := range strings.Split(string(meminfo), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			_, err := fmt.Sscanf(strings.TrimSpace(rest), "%d kB", &kb)
+			require.NoError(t, err, line)
+		}
+	}
+	require.Positive(t, kb)
+	const limit = 300 << 20
+	sys, err := os.ReadFile("/etc/ferry/config.yaml")
+	require.NoError(t, err)
+	conf := "/etc/ferry/e2e-memcap.yaml"
+	require.NoError(t, os.WriteFile(conf, fmt.Appendf(sys, "\nnode_mem_reserve: %d\n", kb<<10-limit), 0o644))
+	t.Cleanup(func() { os.Remove(conf) })
+	for _, node := range []string{"w1", "w2"} {
+		killAgent(t, node)
+		startAgent(t, node, "FERRY_CONFIG="+conf)
+		t.Cleanup(func() {
+			killAgent(t, node)
+			restartAgent(t, node)
+		})
+	}
+
+	dir, proj := project(t, u, "memcap")
+	st, logText := runJob(t, u, dir, proj, []string{"--mem", "1G"}, `
+import os
+for p in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+    if os.path.exists(p):
+        print("LIMIT", open(p).read().strip(), flush=True)
+b = []
+for i in range(64):
+    b.append(bytearray(16 << 20))
+print("ALLOCATED 1 GiB", flush=True)
+`)
+	assert.Contains(t, logText, fmt.Sprintf("LIMIT %d\n", limit), "the cgroup's limit is the node's memory less the reserve")
+	assert.NotContains(t, logText, "ALLOCATED")
+	assert.Equal(t, job.OutOfMemory, st.State, "%s: %s", st.Reason, logText)
+	assert.Contains(t, st.Reason, "its 300M of memory")
 }
