@@ -133,4 +133,13 @@ func TestSweepTaskDirLostIsRebuilt(t *testing.T) {
 			assert.Contains(t, string(slurmOut), fmt.Sprintf("ferry: task %d's job dir %s was incomplete", i, task.Dir))
 		}
 	}
+	// Task 2's slurm_id hint went with its dir; its Slurm id still finds
+	// it, through the sweep's record.
+	_, err := os.Stat(job.Dir(sw.Tasks[2].Dir).SlurmID())
+	require.True(t, os.IsNotExist(err), "the hint is gone: %v", err)
+	r = ferry(t, u, dir, "status", "-o", "json", sw.Arrays[0].SlurmID+"_2")
+	require.Equal(t, 0, r.Code, r.String())
+	var st job.Status
+	require.NoError(t, json.Unmarshal([]byte(r.Out), &st), r.String())
+	assert.Equal(t, sw.Tasks[2].ID, st.ID)
 }
