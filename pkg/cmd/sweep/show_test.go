@@ -164,3 +164,19 @@ func TestSweepShowUnknown(t *testing.T) {
 	assert.Equal(t, "ferry: no sweep \"zzzz\" among your sweeps: give the id 'ferry sweep' printed\n", e.ErrOut.String())
 	assert.Empty(t, e.Out.String())
 }
+
+// A task whose job dir is missing (a crash soon after submit; the task
+// rebuilds it when it starts) shows as unknown, and says why.
+func TestSweepShowMissingTaskDir(t *testing.T) {
+	e := newEnv(t)
+	swID, ids := writeSweep(t, e, gridTasks[:3])
+	require.NoError(t, os.RemoveAll(job.DirFor(e.Root, ids[1]).Path()))
+	require.Equal(t, 0, e.Run(t, "show", "-o", "json", string(swID)), e.ErrOut.String())
+	var shown sweep.Shown
+	require.NoError(t, json.Unmarshal(e.Out.Bytes(), &shown))
+	require.Len(t, shown.Tasks, 3)
+	assert.Equal(t, job.Succeeded, shown.Tasks[0].State)
+	assert.Equal(t, job.Unknown, shown.Tasks[1].State)
+	assert.Contains(t, shown.Tasks[1].Reason, "its job dir is missing")
+	assert.Equal(t, 0.01, shown.Tasks[1].Params["lr"], "its params still come from the sweep's record")
+}
