@@ -125,16 +125,22 @@ func (s Spool) Resolve(ref string) (Dir, error) {
 	if err != nil {
 		return "", err
 	}
-	if isDigits(ref) {
+	array, task, arrayTask := strings.Cut(ref, "_")
+	arrayTask = arrayTask && isDigits(array) && isDigits(task)
+	if arrayTask {
+		// The sweeps' records are durable, unlike a task's slurm_id hint.
+		if d, listed := s.resolveArrayTask(array, task); listed {
+			if d == "" {
+				return "", NotFoundf("no job %q among your jobs: its sweep lists it, but its job dir is gone (see 'ferry sweep show')", ref)
+			}
+			return d, nil
+		}
+	}
+	if isDigits(ref) || arrayTask {
 		for _, d := range dirs {
 			if ReadSlurmID(d) == ref {
 				return d, nil
 			}
-		}
-	}
-	if array, task, ok := strings.Cut(ref, "_"); ok && isDigits(array) && isDigits(task) {
-		if d, ok := s.resolveArrayTask(array, task); ok {
-			return d, nil
 		}
 	}
 	var matches []ID
@@ -153,10 +159,11 @@ func (s Spool) Resolve(ref string) (Dir, error) {
 }
 
 // resolveArrayTask finds the task that is array task task ("4") of Slurm
-// job array ("123") in the records of the user's sweeps, newest sweep
-// first (Slurm may reuse an id after its controller lost its state). The
-// records are durable, unlike a task's slurm_id hint.
-func (s Spool) resolveArrayTask(array, task string) (Dir, bool) {
+// job array ("123") in the records of the user's sweeps. The newest sweep
+// that lists it is the one (Slurm may reuse an id after its controller
+// lost its state): listed reports whether one does, and d is "" when that
+// task's dir is gone, never an older sweep's task.
+func (s Spool) resolveArrayTask(array, task string) (d Dir, listed bool) {
 	n, err := strconv.Atoi(task)
 	if err != nil {
 		return "", false
@@ -196,6 +203,7 @@ func (s Spool) resolveArrayTask(array, task string) (Dir, bool) {
 			if fi, err := os.Stat(d.Path()); err == nil && fi.IsDir() {
 				return d, true
 			}
+			return "", true
 		}
 	}
 	return "", false

@@ -238,4 +238,17 @@ func TestSpoolResolveArrayTask(t *testing.T) {
 	require.NoError(t, os.RemoveAll(job.DirFor(root, split[3]).Path()))
 	_, err := spool.Resolve("601_1")
 	require.ErrorIs(t, err, job.ErrNotFound)
+	assert.Equal(t, `no job "601_1" among your jobs: its sweep lists it, but its job dir is gone (see 'ferry sweep show')`, err.Error())
+	// Nor is an older sweep's task that had the same Slurm id taken for it.
+	require.NoError(t, os.RemoveAll(job.DirFor(root, reused[0]).Path()))
+	_, err = spool.Resolve("500_0")
+	require.ErrorIs(t, err, job.ErrNotFound, "not the old sweep's %s", old[0])
+
+	// A sweep whose record never got its arrays (ferry stopped after
+	// sbatch): the task's slurm_id hint finds it.
+	hinted := mkSweep(base.Add(3*time.Hour), nil, 1)
+	require.NoError(t, os.WriteFile(job.DirFor(root, hinted[0]).SlurmID(), []byte("700_0\n"), 0o600))
+	d, err := spool.Resolve("700_0")
+	require.NoError(t, err)
+	assert.Equal(t, hinted[0], d.ID())
 }

@@ -417,7 +417,7 @@ func (a *Agent) handleRun(w http.ResponseWriter, r *http.Request) {
 		log.Error("remove", "err", err)
 	}
 	log.Info("container ended", "container", short(c.ID), "exit_code", exit.Code, "oom_killed", exit.OOMKilled, "stopped", exit.Stopped)
-	exit.MemoryLimit = spec.MemoryBytes
+	exit.MemoryLimit = &spec.MemoryBytes
 	last = &Frame{Type: "exit", Exit: &exit}
 }
 

@@ -84,6 +84,9 @@ func TestAgentRun(t *testing.T) {
 			// policy decided, and is gone once it ended.
 			specs := eng.startedSpecs()
 			require.Len(t, specs, 1)
+			if assert.NotNil(t, exit.MemoryLimit, "the agent reports the limit it set") {
+				assert.Equal(t, specs[0].MemoryBytes, *exit.MemoryLimit)
+			}
 			assert.Equal(t, fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid()), specs[0].User)
 			assert.Equal(t, fx.wantPinnedSpec(t), specs[0])
 			assert.Empty(t, eng.ids(), "the container is removed once it exited")

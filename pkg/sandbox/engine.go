@@ -49,8 +49,9 @@ type Exit struct {
 	OOMKilled bool `json:"oom_killed"`
 	Stopped   bool `json:"stopped"` // stopped by ferry (cancel, agent shutdown)
 	// MemoryLimit is the container's memory limit in bytes as the agent
-	// set it (0: none), for the out-of-memory reason.
-	MemoryLimit int64     `json:"memory_limit,omitempty"`
+	// set it (0: none), for the out-of-memory reason; nil from an agent
+	// older than the field.
+	MemoryLimit *int64    `json:"memory_limit,omitempty"`
 	ImageDigest string    `json:"image_digest"`
 	Started     time.Time `json:"started"`
 	Ended       time.Time `json:"ended"`

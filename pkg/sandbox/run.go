@@ -127,9 +127,9 @@ func Run(ctx context.Context, o RunOptions) (*job.Result, error) {
 		return finish(o, res, stoppedState(spec, began, now()), stoppedReason(spec, began, now()), exit.Code, now)
 	case exit.OOMKilled:
 		reason := "ran out of memory and was killed"
-		m := exit.MemoryLimit
-		if m <= 0 {
-			m = spec.Resources.MemBytes
+		m := spec.Resources.MemBytes // an older agent does not say
+		if exit.MemoryLimit != nil {
+			m = *exit.MemoryLimit
 		}
 		if m > 0 {
 			reason = fmt.Sprintf("used more than its %s of memory and was killed", job.FormatMem(m))

@@ -265,10 +265,22 @@ func TestRunResult(t *testing.T) {
 			name: "out of memory under the agent's limit, not the spec's",
 			launch: func(e *runEnv, _ context.CancelFunc) launchFunc {
 				return func(ctx context.Context, req Request, out io.Writer) (Exit, error) {
-					return Exit{Code: 137, OOMKilled: true, MemoryLimit: 300 << 20, ImageDigest: "sha256:abc", Started: started}, nil
+					limit := int64(300 << 20)
+					return Exit{Code: 137, OOMKilled: true, MemoryLimit: &limit, ImageDigest: "sha256:abc", Started: started}, nil
 				}
 			},
 			wantState: job.OutOfMemory, wantReason: "used more than its 300M of memory and was killed", wantCode: 137,
+			launched: true,
+		},
+		{
+			name: "out of memory with no limit set by the agent",
+			launch: func(e *runEnv, _ context.CancelFunc) launchFunc {
+				return func(ctx context.Context, req Request, out io.Writer) (Exit, error) {
+					none := int64(0)
+					return Exit{Code: 137, OOMKilled: true, MemoryLimit: &none, ImageDigest: "sha256:abc", Started: started}, nil
+				}
+			},
+			wantState: job.OutOfMemory, wantReason: "ran out of memory and was killed", wantCode: 137,
 			launched: true,
 		},
 		{

@@ -337,13 +337,18 @@ func FindSweep(spool, ref string) (string, error) {
 	return "", fmt.Errorf("%q matches %d sweeps: give more characters: %w", ref, len(found), job.ErrAmbiguous)
 }
 
-// RestoreTask makes sure that task i of sw, the sweep in sweepDir, has a
+// RestoreTask makes sure that task i of the sweep in sweepDir has a
 // complete job dir, and returns it. SubmitSweep waits only for the
 // sweep's own dir to reach the disk (its record, base spec and bundle),
 // not for the thousands of task files, so after a crash a task may find
 // its dir missing or its files empty: what is missing is rebuilt as
-// SubmitSweep wrote it, and restored says so. It runs as the task starts.
-func RestoreTask(sweepDir string, sw *Sweep, i int) (dir string, restored bool, err error) {
+// SubmitSweep wrote it, byte for byte, and restored says so. It runs as
+// the task starts.
+func RestoreTask(sweepDir string, i int) (dir string, restored bool, err error) {
+	sw, err := readSweepExact(sweepDir)
+	if err != nil {
+		return "", false, err
+	}
 	if i < 0 || i >= len(sw.Tasks) || sw.Tasks[i].Index != i {
 		return "", false, fmt.Errorf("sweep %s has no task %d", sw.ID, i)
 	}
@@ -357,6 +362,31 @@ func RestoreTask(sweepDir string, sw *Sweep, i int) (dir string, restored bool, 
 		return "", false, fmt.Errorf("task %d's job dir %s is incomplete, and the sweep's base spec to rebuild it from cannot be read: %w", i, t.Dir, err)
 	}
 	spec := taskSpec(base, sw.ID, t)
+	bundlePath := filepath.Join(sweepDir, job.BundleFile)
+	if _, err := os.Lstat(t.Dir); errors.Is(err, fs.ErrNotExist) {
+		// Gone: built beside its place and renamed in, as SubmitSweep does,
+		// so that a failure leaves no half-built dir.
+		tmp := filepath.Join(filepath.Dir(t.Dir), ".tmp-"+string(t.ID))
+		_ = os.RemoveAll(tmp)
+		if err := writeTaskDir(tmp, &spec, bundlePath); err != nil {
+			_ = os.RemoveAll(tmp)
+			return "", false, fmt.Errorf("rebuild task %d: %w", i, err)
+		}
+		if err := atomicfile.SyncAll(filepath.Join(tmp, job.SpecFile), filepath.Join(tmp, job.ParamsFile), tmp); err != nil {
+			_ = os.RemoveAll(tmp)
+			return "", false, fmt.Errorf("rebuild task %d: %w", i, err)
+		}
+		if err := os.Rename(tmp, t.Dir); err != nil {
+			_ = os.RemoveAll(tmp)
+			return "", false, fmt.Errorf("rebuild task %d: %w", i, err)
+		}
+		if err := atomicfile.SyncDir(filepath.Dir(t.Dir)); err != nil {
+			return "", false, fmt.Errorf("rebuild task %d: %w", i, err)
+		}
+		return t.Dir, true, nil
+	}
+	// There, but incomplete (files written, never flushed): each part is
+	// put right in place, the files atomically.
 	specJSON, err := json.Marshal(spec)
 	if err != nil {
 		return "", false, err
@@ -365,13 +395,9 @@ func RestoreTask(sweepDir string, sw *Sweep, i int) (dir string, restored bool, 
 	if err != nil {
 		return "", false, err
 	}
-	if err := os.MkdirAll(d.Outputs(), 0o700); err != nil {
-		return "", false, fmt.Errorf("rebuild task %d: %w", i, err)
-	}
 	if err := os.Chmod(t.Dir, 0o700); err != nil {
 		return "", false, fmt.Errorf("rebuild task %d: %w", i, err)
 	}
-	bundlePath := filepath.Join(sweepDir, job.BundleFile)
 	if !sameFile(bundlePath, d.Bundle()) {
 		_ = os.Remove(d.Bundle())
 		if err := os.Link(bundlePath, d.Bundle()); err != nil {
@@ -386,10 +412,32 @@ func RestoreTask(sweepDir string, sw *Sweep, i int) (dir string, restored bool, 
 			return "", false, fmt.Errorf("rebuild task %d: %w", i, err)
 		}
 	}
+	if err := os.Mkdir(d.Outputs(), 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return "", false, fmt.Errorf("rebuild task %d: %w", i, err)
+	}
 	if err := atomicfile.SyncAll(t.Dir, filepath.Dir(t.Dir)); err != nil {
 		return "", false, fmt.Errorf("rebuild task %d: %w", i, err)
 	}
 	return t.Dir, true, nil
+}
+
+// readSweepExact reads a sweep's record keeping its numbers as written
+// (json.Number): a task's params are rebuilt from it, and an integer
+// param such as a seed beyond 2^53 must not turn into a nearby float.
+func readSweepExact(dir string) (*Sweep, error) {
+	path := filepath.Join(dir, job.SweepFile)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	dec := json.NewDecoder(f)
+	dec.UseNumber()
+	var s Sweep
+	if err := dec.Decode(&s); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return &s, nil
 }
 
 // taskComplete reports whether d holds what SubmitSweep wrote for task id:

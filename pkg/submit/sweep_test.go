@@ -124,7 +124,12 @@ func itoa(i int) string { return strconv.Itoa(i) }
 func TestRestoreTask(t *testing.T) {
 	s, spec := submitter(t, nil, nil)
 	s.Slurm = &arraySbatch{}
-	sw, err := s.SubmitSweep(context.Background(), spec, sets(4), 0, maxArray(10))
+	points := sets(4)
+	for i, p := range points { // integers past 2^53, as a seeded random sweep draws them
+		p["seed"] = int64(1<<53) + 1 + int64(i)
+		p["big"] = uint64(12345678901234567890)
+	}
+	sw, err := s.SubmitSweep(context.Background(), spec, points, 0, maxArray(10))
 	require.NoError(t, err)
 	base, err := job.ReadSpec(job.Dir(sw.Dir))
 	require.NoError(t, err, "the sweep's dir holds its base spec")
@@ -146,10 +151,13 @@ func TestRestoreTask(t *testing.T) {
 	}
 
 	// Task 0 is intact: nothing is touched.
-	dir, restored, err := submit.RestoreTask(sw.Dir, sw, 0)
+	dir, restored, err := submit.RestoreTask(sw.Dir, 0)
 	require.NoError(t, err)
 	assert.False(t, restored)
 	assert.Equal(t, sw.Tasks[0].Dir, dir)
+
+	assert.Contains(t, string(wantParams[2]), `"seed":9007199254740995`)
+	assert.Contains(t, string(wantParams[2]), `"big":12345678901234567890`)
 
 	// Task 1's dir is gone, task 2's spec and params are empty (written,
 	// never flushed), task 3 lost its bundle link and outputs dir.
@@ -159,7 +167,7 @@ func TestRestoreTask(t *testing.T) {
 	require.NoError(t, os.Remove(dirs[3].Bundle()))
 	require.NoError(t, os.Remove(dirs[3].Outputs()))
 	for i := 1; i < 4; i++ {
-		dir, restored, err := submit.RestoreTask(sw.Dir, sw, i)
+		dir, restored, err := submit.RestoreTask(sw.Dir, i)
 		require.NoError(t, err, "task %d", i)
 		assert.True(t, restored, "task %d", i)
 		assert.Equal(t, sw.Tasks[i].Dir, dir)
@@ -177,20 +185,35 @@ func TestRestoreTask(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, os.FileMode(0o700), fi.Mode().Perm())
 		// A second look finds it complete.
-		_, again, err := submit.RestoreTask(sw.Dir, sw, i)
+		_, again, err := submit.RestoreTask(sw.Dir, i)
 		require.NoError(t, err)
 		assert.False(t, again)
 	}
 
-	_, _, err = submit.RestoreTask(sw.Dir, sw, 4)
+	_, _, err = submit.RestoreTask(sw.Dir, 4)
 	require.EqualError(t, err, "sweep "+string(sw.ID)+" has no task 4")
 
+	wantBase := read(filepath.Join(sw.Dir, job.SpecFile))
 	// Without the base spec (a sweep submitted before it was kept), an
 	// incomplete task cannot be rebuilt, and says why.
 	require.NoError(t, os.Remove(filepath.Join(sw.Dir, job.SpecFile)))
 	require.NoError(t, os.RemoveAll(dirs[1].Path()))
-	_, _, err = submit.RestoreTask(sw.Dir, sw, 1)
+	_, _, err = submit.RestoreTask(sw.Dir, 1)
 	require.ErrorContains(t, err, "task 1's job dir "+dirs[1].Path()+" is incomplete, and the sweep's base spec to rebuild it from cannot be read")
 	_, err = os.Stat(dirs[1].Path())
 	assert.True(t, os.IsNotExist(err), "nothing half-built is left")
+
+	// A rebuild that fails half-way (the sweep's bundle is gone) leaves
+	// no half-built dir either.
+	require.NoError(t, os.WriteFile(filepath.Join(sw.Dir, job.SpecFile), wantBase, 0o600))
+	require.NoError(t, os.Remove(filepath.Join(sw.Dir, job.BundleFile)))
+	_, _, err = submit.RestoreTask(sw.Dir, 1)
+	require.ErrorContains(t, err, "rebuild task 1: link bundle")
+	_, err = os.Stat(dirs[1].Path())
+	assert.True(t, os.IsNotExist(err), "nothing half-built is left: %v", err)
+	ents, err := os.ReadDir(filepath.Dir(dirs[1].Path()))
+	require.NoError(t, err)
+	for _, e := range ents {
+		assert.NotContains(t, e.Name(), ".tmp-", "no staging dir is left")
+	}
 }

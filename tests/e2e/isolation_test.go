@@ -385,6 +385,23 @@ func killAgent(t *testing.T, node string) {
 	}
 }
 
+// stopAgentQuietly kills the node's agent, if its pid file names one that
+// runs, for a cleanup that must go on to restartAgent whatever the state.
+func stopAgentQuietly(node string) {
+	pidData, err := os.ReadFile("/run/ferry/agent-" + node + ".pid")
+	if err != nil {
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(pidData)))
+	if err != nil || pid <= 1 || syscall.Kill(pid, syscall.SIGKILL) != nil {
+		return
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // restartAgent starts the node's agent again the way tests/cluster.sh does,
 // unless it is already serving.
 func restartAgent(t *testing.T, node string) {
@@ -438,16 +455,19 @@ func TestNodeMemReserveCapsSandboxMemory(t *testing.T) {
 	const limit = 300 << 20
 	sys, err := os.ReadFile("/etc/ferry/config.yaml")
 	require.NoError(t, err)
+	require.NotContains(t, string(sys), "node_mem_reserve", "the test sets it in a copy of the system file")
 	conf := "/etc/ferry/e2e-memcap.yaml"
 	require.NoError(t, os.WriteFile(conf, fmt.Appendf(sys, "\nnode_mem_reserve: %d\n", kb<<10-limit), 0o644))
 	t.Cleanup(func() { os.Remove(conf) })
 	for _, node := range []string{"w1", "w2"} {
 		killAgent(t, node)
-		startAgent(t, node, "FERRY_CONFIG="+conf)
+		// Registered before the capped agent starts: the node gets its
+		// usual agent back whatever happens from here.
 		t.Cleanup(func() {
-			killAgent(t, node)
+			stopAgentQuietly(node)
 			restartAgent(t, node)
 		})
+		startAgent(t, node, "FERRY_CONFIG="+conf)
 	}
 
 	dir, proj := project(t, u, "memcap")

@@ -131,8 +131,13 @@ func run(ctx context.Context, o *Options) error {
 		log.Warn(nsNote)
 	}
 	nodeMem, err := sb.NodeMemory()
-	if err != nil {
-		log.Warn("node memory unknown: sandboxes get no memory limit where Slurm allots none", "err", err)
+	switch reserve := int64(cfg.NodeMemReserve); {
+	case err != nil:
+		log.Warn("node memory unknown: a sandbox's memory is not capped below Slurm's allotment", "err", err)
+	case reserve >= nodeMem:
+		log.Warn("node_mem_reserve is not below the node's memory: a sandbox's memory is not capped below Slurm's allotment", "node_mem_bytes", nodeMem, "node_mem_reserve", reserve)
+	default:
+		log.Info("sandbox memory capped at the node's less node_mem_reserve", "node_mem_bytes", nodeMem, "node_mem_reserve", reserve, "cap_bytes", nodeMem-reserve)
 	}
 	a := &sb.Agent{
 		Policy: &sb.Policy{

@@ -117,11 +117,7 @@ func taskDir(sweepDir string, first int, errOut io.Writer) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("--sweep-dir needs SLURM_ARRAY_TASK_ID (run by an array job): %w", err)
 	}
-	sw, err := submit.ReadSweep(sweepDir)
-	if err != nil {
-		return "", err
-	}
-	dir, restored, err := submit.RestoreTask(sweepDir, sw, first+n)
+	dir, restored, err := submit.RestoreTask(sweepDir, first+n)
 	if restored {
 		fmt.Fprintf(errOut, "ferry: task %d's job dir %s was incomplete (a crash soon after the sweep was submitted?): rebuilt it from the sweep's record\n", first+n, dir)
 	}

@@ -179,4 +179,17 @@ func TestSweepShowMissingTaskDir(t *testing.T) {
 	assert.Equal(t, job.Unknown, shown.Tasks[1].State)
 	assert.Contains(t, shown.Tasks[1].Reason, "its job dir is missing")
 	assert.Equal(t, 0.01, shown.Tasks[1].Params["lr"], "its params still come from the sweep's record")
+
+	// A sweep whose record has no arrays never reached Slurm: nothing will
+	// rebuild that dir, and the reason says so.
+	sw, err := submit.ReadSweep(submit.SweepDir(e.Root, swID))
+	require.NoError(t, err)
+	sw.Arrays = nil
+	data, err := json.Marshal(sw)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(sw.Dir, job.SweepFile), data, 0o600))
+	require.Equal(t, 0, e.Run(t, "show", "-o", "json", string(swID)), e.ErrOut.String())
+	require.NoError(t, json.Unmarshal(e.Out.Bytes(), &shown))
+	assert.Equal(t, job.Unknown, shown.Tasks[1].State)
+	assert.Equal(t, "its job dir is missing, and the sweep never reached Slurm (ferry stopped before sbatch)", shown.Tasks[1].Reason)
 }

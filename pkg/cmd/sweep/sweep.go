@@ -240,6 +240,9 @@ func runShow(ctx context.Context, o *showOptions) error {
 			// A crash soon after the sweep was submitted can lose a task's
 			// dir (submit does not wait for it): only this record knows it.
 			st.State, st.Reason = job.Unknown, "its job dir is missing; if the task has not started yet, it rebuilds the dir from the sweep's record when it does"
+			if len(sw.Arrays) == 0 {
+				st.Reason = "its job dir is missing, and the sweep never reached Slurm (ferry stopped before sbatch)"
+			}
 		}
 		m, _ := observe.LatestMetrics(job.Dir(t.Dir))
 		shown.Tasks = append(shown.Tasks, Row{Index: t.Index, ID: t.ID, State: st.State, Reason: st.Reason, Params: t.Params, Metrics: m})
