@@ -49,15 +49,22 @@ func SweepDir(spool string, id job.ID) string {
 	return filepath.Join(spool, job.SweepsDir, string(id))
 }
 
-// ReadSweep reads a sweep's record.
+// ReadSweep reads a sweep's record. Its numbers stay as written
+// (json.Number): a task's params are rebuilt and shown from it, and an
+// integer param such as a seed beyond 2^53 must not turn into a nearby
+// float.
 func ReadSweep(dir string) (*Sweep, error) {
-	data, err := os.ReadFile(filepath.Join(dir, job.SweepFile))
+	path := filepath.Join(dir, job.SweepFile)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
+	defer f.Close()
+	dec := json.NewDecoder(f)
+	dec.UseNumber()
 	var s Sweep
-	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("read %s: %w", filepath.Join(dir, job.SweepFile), err)
+	if err := dec.Decode(&s); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	return &s, nil
 }
@@ -345,7 +352,7 @@ func FindSweep(spool, ref string) (string, error) {
 // SubmitSweep wrote it, byte for byte, and restored says so. It runs as
 // the task starts.
 func RestoreTask(sweepDir string, i int) (dir string, restored bool, err error) {
-	sw, err := readSweepExact(sweepDir)
+	sw, err := ReadSweep(sweepDir)
 	if err != nil {
 		return "", false, err
 	}
@@ -419,25 +426,6 @@ func RestoreTask(sweepDir string, i int) (dir string, restored bool, err error) 
 		return "", false, fmt.Errorf("rebuild task %d: %w", i, err)
 	}
 	return t.Dir, true, nil
-}
-
-// readSweepExact reads a sweep's record keeping its numbers as written
-// (json.Number): a task's params are rebuilt from it, and an integer
-// param such as a seed beyond 2^53 must not turn into a nearby float.
-func readSweepExact(dir string) (*Sweep, error) {
-	path := filepath.Join(dir, job.SweepFile)
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	dec := json.NewDecoder(f)
-	dec.UseNumber()
-	var s Sweep
-	if err := dec.Decode(&s); err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	return &s, nil
 }
 
 // taskComplete reports whether d holds what SubmitSweep wrote for task id:

@@ -193,3 +193,14 @@ func TestSweepShowMissingTaskDir(t *testing.T) {
 	assert.Equal(t, job.Unknown, shown.Tasks[1].State)
 	assert.Equal(t, "its job dir is missing, and the sweep never reached Slurm (ferry stopped before sbatch)", shown.Tasks[1].Reason)
 }
+
+// A param is shown as the sweep's record holds it: a seed past 2^53 is not
+// rounded to a nearby float, in the table or in -o json.
+func TestSweepShowBigIntegerParam(t *testing.T) {
+	e := newEnv(t)
+	swID, _ := writeSweep(t, e, []task{{params: map[string]any{"seed": uint64(12345678901234567891), "lr": 1e-5}}})
+	require.Equal(t, 0, e.Run(t, "show", string(swID)), e.ErrOut.String())
+	assert.Contains(t, e.Out.String(), "\t1e-05\t12345678901234567891\n")
+	require.Equal(t, 0, e.Run(t, "show", "-o", "json", string(swID)), e.ErrOut.String())
+	assert.Contains(t, e.Out.String(), `"seed": 12345678901234567891`)
+}

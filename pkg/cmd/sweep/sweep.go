@@ -337,6 +337,14 @@ func cell(v any) string {
 		return v
 	case float64:
 		return fmt.Sprintf("%.6g", v)
+	case json.Number: // a param, as the sweep's record holds it
+		if !strings.ContainsAny(v.String(), ".eE") { // an integer: exactly
+			return v.String()
+		}
+		if f, err := v.Float64(); err == nil {
+			return fmt.Sprintf("%.6g", f)
+		}
+		return v.String()
 	}
 	b, _ := json.Marshal(v)
 	return string(b)
