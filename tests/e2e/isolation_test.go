@@ -374,32 +374,28 @@ func TestRestartedAgentRemovesOrphans(t *testing.T) {
 // killAgent kills a node's agent with SIGKILL (no chance to clean up).
 func killAgent(t *testing.T, node string) {
 	t.Helper()
-	pidData, err := os.ReadFile("/run/ferry/agent-" + node + ".pid")
-	require.NoError(t, err)
-	pid, err := strconv.Atoi(strings.TrimSpace(string(pidData)))
-	require.NoError(t, err)
-	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
-	deadline := time.Now().Add(10 * time.Second)
-	for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	require.NoError(t, stopAgent(node))
 }
 
-// stopAgentQuietly kills the node's agent, if its pid file names one that
-// runs, for a cleanup that must go on to restartAgent whatever the state.
-func stopAgentQuietly(node string) {
+// stopAgent kills the node's agent by its pid file (SIGKILL) and waits
+// until it is gone.
+func stopAgent(node string) error {
 	pidData, err := os.ReadFile("/run/ferry/agent-" + node + ".pid")
 	if err != nil {
-		return
+		return err
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(pidData)))
-	if err != nil || pid <= 1 || syscall.Kill(pid, syscall.SIGKILL) != nil {
-		return
+	if err != nil || pid <= 1 {
+		return fmt.Errorf("agent %s: bad pid file %q", node, pidData)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("agent %s (pid %d): %w", node, pid, err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
+	return nil
 }
 
 // restartAgent starts the node's agent again the way tests/cluster.sh does,
@@ -464,7 +460,7 @@ func TestNodeMemReserveCapsSandboxMemory(t *testing.T) {
 		// Registered before the capped agent starts: the node gets its
 		// usual agent back whatever happens from here.
 		t.Cleanup(func() {
-			stopAgentQuietly(node)
+			_ = stopAgent(node) // whatever runs (or not): the usual agent comes back
 			restartAgent(t, node)
 		})
 		startAgent(t, node, "FERRY_CONFIG="+conf)
