@@ -115,9 +115,9 @@ func (s Spool) Resolve(ref string) (Dir, error) {
 	if strings.ContainsAny(ref, `/\`) || ref == "." || ref == ".." {
 		return "", NotFoundf("invalid job id %q: give one of the ids 'ferry ls' shows", ref)
 	}
-	if id, err := ParseID(ref); err == nil { // a whole id: no need to list the spool
-		d := DirFor(s.Root, id)
-		if fi, err := os.Stat(d.Path()); err == nil && fi.IsDir() {
+	whole, err := ParseID(ref)
+	if err == nil { // a whole id: no need to list the spool
+		if d := DirFor(s.Root, whole); isDir(d.Path()) {
 			return d, nil
 		}
 	}
@@ -129,9 +129,9 @@ func (s Spool) Resolve(ref string) (Dir, error) {
 	arrayTask = arrayTask && isDigits(array) && isDigits(task)
 	if arrayTask {
 		// The sweeps' records are durable, unlike a task's slurm_id hint.
-		if d, listed := s.resolveArrayTask(array, task); listed {
+		if d, sweep := s.resolveArrayTask(array, task); sweep != "" {
 			if d == "" {
-				return "", NotFoundf("no job %q among your jobs: its sweep lists it, but its job dir is gone (see 'ferry sweep show')", ref)
+				return "", goneTask(ref, sweep)
 			}
 			return d, nil
 		}
@@ -151,6 +151,11 @@ func (s Spool) Resolve(ref string) (Dir, error) {
 	}
 	switch len(matches) {
 	case 0:
+		if whole != "" && string(whole) == ref {
+			if sweep := s.sweepOf(whole); sweep != "" {
+				return "", goneTask(ref, sweep)
+			}
+		}
 		return "", NotFoundf("no job %q among your jobs (see 'ferry ls')", ref)
 	case 1:
 		return DirFor(s.Root, matches[0]), nil
@@ -158,19 +163,21 @@ func (s Spool) Resolve(ref string) (Dir, error) {
 	return "", Ambiguousf("%q matches %d jobs: %s; give more characters", ref, len(matches), candidates(matches))
 }
 
-// resolveArrayTask finds the task that is array task task ("4") of Slurm
-// job array ("123") in the records of the user's sweeps. The newest sweep
-// that lists it is the one (Slurm may reuse an id after its controller
-// lost its state): listed reports whether one does, and d is "" when that
-// task's dir is gone, never an older sweep's task.
-func (s Spool) resolveArrayTask(array, task string) (d Dir, listed bool) {
-	n, err := strconv.Atoi(task)
-	if err != nil {
-		return "", false
-	}
+// sweepRecord is what Resolve reads of a sweep's record.
+type sweepRecord struct {
+	Arrays []SweepArray `json:"arrays"`
+	Tasks  []struct {
+		Index int `json:"index"`
+		ID    ID  `json:"id"`
+	} `json:"tasks"`
+}
+
+// eachSweep calls fn with the records of the user's sweeps, newest sweep
+// first, until fn returns true. Records it cannot read are passed over.
+func (s Spool) eachSweep(fn func(id ID, rec *sweepRecord) bool) {
 	ents, err := os.ReadDir(filepath.Join(s.Root, SweepsDir))
 	if err != nil {
-		return "", false
+		return
 	}
 	for i := len(ents) - 1; i >= 0; i-- { // ReadDir sorts by name: oldest id first
 		id, err := ParseID(ents[i].Name())
@@ -181,16 +188,24 @@ func (s Spool) resolveArrayTask(array, task string) (d Dir, listed bool) {
 		if err != nil {
 			continue
 		}
-		var rec struct {
-			Arrays []SweepArray `json:"arrays"`
-			Tasks  []struct {
-				Index int `json:"index"`
-				ID    ID  `json:"id"`
-			} `json:"tasks"`
+		var rec sweepRecord
+		if json.Unmarshal(data, &rec) == nil && fn(id, &rec) {
+			return
 		}
-		if json.Unmarshal(data, &rec) != nil {
-			continue
-		}
+	}
+}
+
+// resolveArrayTask finds the task that is array task task ("4") of Slurm
+// job array ("123") in the records of the user's sweeps. The newest sweep
+// that lists it is the one (Slurm may reuse an id after its controller
+// lost its state): sweep is that sweep ("" if none lists it), and d is ""
+// when that task's dir is gone, never an older sweep's task.
+func (s Spool) resolveArrayTask(array, task string) (d Dir, sweep ID) {
+	n, err := strconv.Atoi(task)
+	if err != nil {
+		return "", ""
+	}
+	s.eachSweep(func(id ID, rec *sweepRecord) bool {
 		for _, a := range rec.Arrays {
 			if a.SlurmID != array || n > a.Last-a.First {
 				continue
@@ -199,14 +214,40 @@ func (s Spool) resolveArrayTask(array, task string) (d Dir, listed bool) {
 			if i < 0 || i >= len(rec.Tasks) || rec.Tasks[i].Index != i {
 				continue
 			}
-			d := DirFor(s.Root, rec.Tasks[i].ID)
-			if fi, err := os.Stat(d.Path()); err == nil && fi.IsDir() {
-				return d, true
+			sweep = id
+			if td := DirFor(s.Root, rec.Tasks[i].ID); isDir(td.Path()) {
+				d = td
 			}
-			return "", true
+			return true
 		}
-	}
-	return "", false
+		return false
+	})
+	return d, sweep
+}
+
+// sweepOf returns the newest of the user's sweeps whose record lists task
+// id, or "".
+func (s Spool) sweepOf(task ID) (sweep ID) {
+	s.eachSweep(func(id ID, rec *sweepRecord) bool {
+		for _, t := range rec.Tasks {
+			if t.ID == task {
+				sweep = id
+				return true
+			}
+		}
+		return false
+	})
+	return sweep
+}
+
+func isDir(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
+}
+
+// goneTask is the error for a sweep's task whose job dir is gone.
+func goneTask(ref string, sweep ID) error {
+	return NotFoundf("no job %q among your jobs: sweep %s lists it, but its job dir is gone (see 'ferry sweep show %s')", ref, sweep.Short(), sweep.Short())
 }
 
 // candidates names the first few of ids (newest first) by prefixes that tell

@@ -238,7 +238,12 @@ func TestSpoolResolveArrayTask(t *testing.T) {
 	require.NoError(t, os.RemoveAll(job.DirFor(root, split[3]).Path()))
 	_, err := spool.Resolve("601_1")
 	require.ErrorIs(t, err, job.ErrNotFound)
-	assert.Equal(t, `no job "601_1" among your jobs: its sweep lists it, but its job dir is gone (see 'ferry sweep show')`, err.Error())
+	splitSweep := job.NewIDs(base.Add(time.Hour), 1)[0]
+	assert.Equal(t, `no job "601_1" among your jobs: sweep `+splitSweep.Short()+` lists it, but its job dir is gone (see 'ferry sweep show `+splitSweep.Short()+`')`, err.Error())
+	// The same by its ferry id; a prefix of it is just not found.
+	_, err = spool.Resolve(string(split[3]))
+	require.ErrorIs(t, err, job.ErrNotFound)
+	assert.Equal(t, `no job "`+string(split[3])+`" among your jobs: sweep `+splitSweep.Short()+` lists it, but its job dir is gone (see 'ferry sweep show `+splitSweep.Short()+`')`, err.Error())
 	// Nor is an older sweep's task that had the same Slurm id taken for it.
 	require.NoError(t, os.RemoveAll(job.DirFor(root, reused[0]).Path()))
 	_, err = spool.Resolve("500_0")
