@@ -1,0 +1,728 @@
+#!/usr/bin/env bash
+# build_cluster.sh: bring up a whole ferry cluster in containers, from nothing.
+#
+#   ./build_cluster.sh [--config FILE] [up]   build what is missing, start the
+#                                             cluster, prove it with a smoke job
+#                                             on every worker (the default)
+#   ./build_cluster.sh [--config FILE] update rebuild the images and restart,
+#                                             one node at a time, keeping the
+#                                             queue, the spools and Redis data
+#   ./build_cluster.sh [--config FILE] status what runs, Slurm's nodes, the queue
+#   ./build_cluster.sh [--config FILE] down   stop and remove the containers;
+#                                             every piece of data stays
+#   ./build_cluster.sh [--config FILE] purge --yes
+#                                             down, then delete DATA_DIR, the
+#                                             state dir and the cluster's images
+#                                             (users' homes are never touched)
+#
+# Every setting is in config.sh (or the file --config or $FERRY_CLUSTER_CONFIG
+# names). The host needs Docker Engine and docker-compose (Debian: docker.io,
+# docker-compose), root, and Go to build ferry's binaries; debootstrap is
+# installed on Debian hosts when the base image has to be bootstrapped.
+# Re-running `up` on a running cluster changes nothing and says so.
+#
+# Exit codes: 0 done, 1 failed (the message says where), 2 bad config or usage.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PROG=build_cluster.sh
+T0=$SECONDS
+
+log() { printf '[cluster] %s\n' "$*" >&2; }
+warn() { printf '[cluster] WARNING: %s\n' "$*" >&2; }
+die() {
+	printf '%s: %s\n' "$PROG" "$*" >&2
+	exit 1
+}
+# bad CONFIG-KEY MESSAGE: a one-line config error, before anything starts.
+bad() {
+	printf '%s: %s: %s: %s\n' "$PROG" "$CONFIG_NAME" "$1" "$2" >&2
+	exit 2
+}
+usage() {
+	sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	exit 2
+}
+
+CHANGES=()
+changed() {
+	CHANGES+=("$1")
+	log "changed: $1"
+}
+
+# ------------------------------------------------------------------ config
+
+KNOWN_KEYS=(CLUSTER_NAME WORKERS WORKER_CPUS WORKER_MEM_MB MODE HEAD_ADDR BIND_ADDR
+	JUPYTER_PORT DASHBOARD_PORT REDIS_PORT HOME_ROOT DATA_DIR SCRATCH_DIR MOUNT_DIR
+	STATE_DIR USERS_FILE JUPYTER_USER JUPYTER_TOKEN MUNGE_UID MUNGE_GID SLURM_UID
+	SLURM_GID IMAGE_PREFIX IMAGE_TAG DEBIAN_MIRROR PERFMON)
+
+# abs PATH: PATH made absolute against the config file's directory.
+abs() {
+	case $1 in
+	/*) printf '%s\n' "$1" ;;
+	*) printf '%s\n' "$CONFIG_DIR/$1" ;;
+	esac
+}
+
+is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
+
+check_port() {
+	local key=$1 port=$2
+	is_uint "$port" && ((port >= 1 && port <= 65535)) || bad "$key" "'$port' is not a port number (1-65535)"
+}
+
+# port_in_use PORT: something other than this cluster listens on PORT.
+port_in_use() {
+	local port=$1
+	# Ours, published by this cluster's running containers: not a conflict.
+	if docker ps --filter "label=ferry.cluster=$CLUSTER_NAME" --format '{{.Ports}}' 2>/dev/null |
+		grep -Eq "(:|^)$port->"; then
+		return 1
+	fi
+	if command -v ss >/dev/null; then
+		[[ -n $(ss -Hltn "sport = :$port" 2>/dev/null) ]]
+	else
+		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null
+	fi
+}
+
+load_config() {
+	[[ -f $CONFIG ]] || {
+		printf '%s: no config file %s (copy config.sh and edit it)\n' "$PROG" "$CONFIG" >&2
+		exit 2
+	}
+	CONFIG_DIR=$(cd "$(dirname "$CONFIG")" && pwd)
+	CONFIG_NAME=$(basename "$CONFIG")
+	# Every assignment must be a known key: a typo is an error, not a no-op.
+	local n=0 line key
+	while IFS= read -r line || [[ -n $line ]]; do
+		n=$((n + 1))
+		[[ $line =~ ^[[:space:]]*(#|$) ]] && continue
+		if [[ $line =~ ^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)= ]]; then
+			key=${BASH_REMATCH[2]}
+			[[ " ${KNOWN_KEYS[*]} " == *" $key "* ]] ||
+				bad "$key" "unknown setting on line $n (known: ${KNOWN_KEYS[*]})"
+		else
+			bad "line $n" "not a KEY=value setting: $line"
+		fi
+	done <"$CONFIG"
+	# shellcheck disable=SC1090
+	source "$CONFIG"
+
+	: "${CLUSTER_NAME:=ferry}" "${WORKERS:=2}" "${MODE:=compose}" "${BIND_ADDR:=0.0.0.0}"
+	: "${JUPYTER_PORT:=8888}" "${DASHBOARD_PORT:=8080}" "${REDIS_PORT:=6379}"
+	: "${HOME_ROOT:=/home}" "${DATA_DIR:=/var/lib/ferry-cluster}"
+	: "${SCRATCH_DIR:=/var/tmp/ferry-cluster}" "${MOUNT_DIR:=/run/ferry-cluster}"
+	: "${STATE_DIR:=state}" "${USERS_FILE:=users.list}"
+	: "${MUNGE_UID:=990}" "${MUNGE_GID:=990}" "${SLURM_UID:=64030}" "${SLURM_GID:=64030}"
+	: "${IMAGE_PREFIX:=ferry}" "${IMAGE_TAG:=latest}" "${DEBIAN_MIRROR:=http://deb.debian.org/debian}"
+	: "${PERFMON:=0}" "${HEAD_ADDR:=}" "${JUPYTER_USER:=}" "${JUPYTER_TOKEN:=}"
+	: "${WORKER_CPUS:=$(nproc)}"
+	: "${WORKER_MEM_MB:=$(($(awk '/^MemTotal:/ {print int($2/1024)}' /proc/meminfo) - 1024))}"
+
+	[[ $CLUSTER_NAME =~ ^[a-z][a-z0-9-]{0,30}$ ]] || bad CLUSTER_NAME "'$CLUSTER_NAME': use lowercase letters, digits and '-', starting with a letter"
+	is_uint "$WORKERS" && ((WORKERS >= 1 && WORKERS <= 64)) || bad WORKERS "'$WORKERS' is not a number of workers (1-64)"
+	is_uint "$WORKER_CPUS" && ((WORKER_CPUS >= 1)) || bad WORKER_CPUS "'$WORKER_CPUS' is not a CPU count"
+	is_uint "$WORKER_MEM_MB" && ((WORKER_MEM_MB >= 256)) || bad WORKER_MEM_MB "'$WORKER_MEM_MB' is not a memory size in MiB (at least 256)"
+	case $MODE in compose | swarm) ;; *) bad MODE "'$MODE': use compose or swarm" ;; esac
+	check_port JUPYTER_PORT "$JUPYTER_PORT"
+	check_port DASHBOARD_PORT "$DASHBOARD_PORT"
+	check_port REDIS_PORT "$REDIS_PORT"
+	local k
+	for k in MUNGE_UID MUNGE_GID SLURM_UID SLURM_GID; do
+		is_uint "${!k}" || bad "$k" "'${!k}' is not a numeric id"
+	done
+	[[ $PERFMON == 0 || $PERFMON == 1 ]] || bad PERFMON "'$PERFMON': use 0 or 1"
+	[[ $IMAGE_PREFIX =~ ^[a-z0-9][a-z0-9._/-]*$ ]] || bad IMAGE_PREFIX "'$IMAGE_PREFIX' is not an image name prefix"
+	[[ $IMAGE_TAG =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] || bad IMAGE_TAG "'$IMAGE_TAG' is not an image tag"
+	[[ $DEBIAN_MIRROR =~ ^(https?|file):// ]] || bad DEBIAN_MIRROR "'$DEBIAN_MIRROR' is not a mirror URL"
+	for k in HOME_ROOT DATA_DIR SCRATCH_DIR MOUNT_DIR; do
+		[[ ${!k} == /* ]] || bad "$k" "'${!k}' must be an absolute path on the host"
+		[[ ${!k} != *[[:space:]:,]* ]] || bad "$k" "'${!k}' must not contain spaces, ':' or ','"
+	done
+	[[ -d $HOME_ROOT ]] || bad HOME_ROOT "$HOME_ROOT: no such directory on this host (the shared /home must exist, e.g. the NFS mount)"
+	STATE_DIR=$(abs "$STATE_DIR")
+	USERS_FILE=$(abs "$USERS_FILE")
+	load_users
+	if [[ -z $JUPYTER_USER ]]; then
+		JUPYTER_USER=${USER_NAMES[0]}
+	elif [[ -z ${USER_UIDS[$JUPYTER_USER]:-} ]]; then
+		bad JUPYTER_USER "'$JUPYTER_USER' is not in the users list $USERS_FILE"
+	fi
+	[[ -z $JUPYTER_TOKEN || $JUPYTER_TOKEN =~ ^[A-Za-z0-9_-]{16,}$ ]] ||
+		bad JUPYTER_TOKEN "use at least 16 letters, digits, '-' or '_' (or leave it empty for a random one)"
+	WORKER_NAMES=()
+	local i
+	for ((i = 1; i <= WORKERS; i++)); do WORKER_NAMES+=("w$i"); done
+	PROJECT=$CLUSTER_NAME
+}
+
+# load_users: parse USERS_FILE (name:uid a line) into USER_NAMES / USER_UIDS.
+declare -A USER_UIDS=()
+USER_NAMES=()
+load_users() {
+	local f=$USERS_FILE
+	if [[ ! -f $f ]]; then
+		if [[ $f == "$REPO/users.list" && -f $REPO/users.list.example ]]; then
+			cp "$REPO/users.list.example" "$f"
+			log "no users list: created $f from users.list.example (edit it and re-run)"
+		else
+			bad USERS_FILE "$f: no such file"
+		fi
+	fi
+	local n=0 line name uid
+	declare -A by_uid=()
+	while IFS= read -r line || [[ -n $line ]]; do
+		n=$((n + 1))
+		line=${line%%#*}
+		line=${line//[[:space:]]/}
+		[[ -n $line ]] || continue
+		[[ $line =~ ^([a-z_][a-z0-9_-]{0,31}):([0-9]+)$ ]] ||
+			bad USERS_FILE "$(basename "$f"):$n: '$line' is not name:uid (a lowercase user name and a numeric uid)"
+		name=${BASH_REMATCH[1]} uid=${BASH_REMATCH[2]}
+		((uid >= 1000 && uid < 60000)) ||
+			bad USERS_FILE "$(basename "$f"):$n: uid $uid of $name is outside 1000-59999 (system and service ids are not for users)"
+		[[ -z ${USER_UIDS[$name]:-} ]] || bad USERS_FILE "$(basename "$f"):$n: user $name is listed twice"
+		[[ -z ${by_uid[$uid]:-} ]] || bad USERS_FILE "$(basename "$f"):$n: uid $uid is used twice (${by_uid[$uid]} and $name)"
+		case $name in root | slurm | munge | redis | nobody) bad USERS_FILE "$(basename "$f"):$n: '$name' is a system account" ;; esac
+		USER_UIDS[$name]=$uid
+		by_uid[$uid]=$name
+		USER_NAMES+=("$name")
+	done <"$f"
+	((${#USER_NAMES[@]})) || bad USERS_FILE "$f lists no user (one name:uid a line)"
+}
+
+check_ports() {
+	local k
+	for k in JUPYTER_PORT REDIS_PORT; do
+		if port_in_use "${!k}"; then
+			bad "$k" "port ${!k} is already in use on this host (pick another in $CONFIG_NAME)"
+		fi
+	done
+}
+
+# ------------------------------------------------------------------ host
+
+need_host() {
+	[[ $(id -u) -eq 0 ]] || die "run it as root (it writes $DATA_DIR and talks to Docker): sudo ./$PROG"
+	command -v docker >/dev/null || die "docker is not installed (Debian: apt-get install docker.io docker-compose)"
+	docker info >/dev/null 2>&1 || die "cannot reach the Docker Engine (is dockerd running?)"
+	if [[ $MODE == compose ]]; then
+		command -v docker-compose >/dev/null || die "docker-compose is not installed (Debian: apt-get install docker-compose)"
+	fi
+	if [[ -d /usr/local/go/bin && ":$PATH:" != *":/usr/local/go/bin:"* ]]; then
+		PATH=/usr/local/go/bin:$PATH
+	fi
+}
+
+compose() {
+	docker-compose -p "$PROJECT" -f "$REPO/compose/cluster.yml" -f "$STATE_DIR/compose.workers.yml" "$@"
+}
+
+export_compose_env() {
+	export FERRY_CLUSTER_NAME=$CLUSTER_NAME FERRY_IMAGE_PREFIX=$IMAGE_PREFIX FERRY_IMAGE_TAG=$IMAGE_TAG \
+		FERRY_HOME_ROOT=$HOME_ROOT FERRY_DATA_DIR=$DATA_DIR FERRY_SCRATCH_DIR=$SCRATCH_DIR \
+		FERRY_MOUNT_DIR=$MOUNT_DIR FERRY_STATE_DIR=$STATE_DIR FERRY_BIND_ADDR=$BIND_ADDR \
+		FERRY_JUPYTER_PORT=$JUPYTER_PORT FERRY_REDIS_PORT=$REDIS_PORT FERRY_JUPYTER_USER=$JUPYTER_USER
+}
+
+# put FILE CONTENT-FILE: replace FILE's content in place when it differs
+# (in place: containers bind the file, and a rename would leave them the
+# old inode). Returns 0 when it changed.
+put() {
+	local dst=$1 src=$2
+	if [[ -f $dst ]] && cmp -s "$src" "$dst"; then
+		rm -f "$src"
+		return 1
+	fi
+	if [[ -f $dst ]]; then cat "$src" >"$dst"; else mv "$src" "$dst"; fi
+	rm -f "$src"
+	return 0
+}
+
+# secret NAME COMMAND...: STATE_DIR/NAME made once by COMMAND, mode 0400.
+secret() {
+	local name=$1 f=$STATE_DIR/$1
+	shift
+	[[ -s $f ]] && return 0
+	(
+		umask 077
+		"$@" >"$f.tmp"
+	)
+	mv "$f.tmp" "$f"
+	chmod 0400 "$f"
+	changed "generated $name"
+}
+
+random_text() { head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c "$1"; }
+
+render_slurm_conf() {
+	local last=w$WORKERS nodes
+	nodes=$([[ $WORKERS == 1 ]] && echo w1 || echo "w[1-$WORKERS]")
+	cat <<EOF
+# Rendered by build_cluster.sh from $CONFIG_NAME: do not edit here.
+ClusterName=$CLUSTER_NAME
+SlurmctldHost=head
+SlurmUser=slurm
+SlurmdUser=root
+AuthType=auth/munge
+CryptoType=crypto/munge
+MpiDefault=none
+MailProg=/bin/true
+StateSaveLocation=/var/spool/slurmctld
+SlurmdSpoolDir=/var/spool/slurmd
+SlurmctldPidFile=/run/slurmctld.pid
+SlurmdPidFile=/run/slurmd.pid
+SlurmctldLogFile=/var/log/slurm/slurmctld.log
+SlurmdLogFile=/var/log/slurm/slurmd.log
+# No cgroups inside containers (see SLURM-NOTES): the sandbox container gets
+# the job's limits from the ferry agent instead.
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+PropagateResourceLimits=NONE
+SlurmdParameters=config_overrides
+# Node addresses come from Docker's DNS each time: a recreated worker gets a
+# new IP under the same name.
+CommunicationParameters=NoAddrCache
+ReturnToService=2
+# A job whose worker died ends NODE_FAIL rather than silently running again.
+JobRequeue=0
+SchedulerParameters=batch_sched_delay=0
+KillWait=30
+MinJobAge=600
+MaxArraySize=1001
+MaxJobCount=60000
+InactiveLimit=0
+Epilog=/usr/local/lib/ferry/epilog
+JobCompType=jobcomp/script
+JobCompLoc=/usr/local/lib/ferry/jobcomp
+NodeName=$nodes CPUs=$WORKER_CPUS RealMemory=$WORKER_MEM_MB State=UNKNOWN
+PartitionName=main Nodes=$nodes Default=YES MaxTime=INFINITE OverSubscribe=EXCLUSIVE State=UP
+EOF
+	: "$last"
+}
+
+render_ferry_yaml() {
+	cat <<EOF
+# Rendered by build_cluster.sh from $CONFIG_NAME: do not edit here.
+default_image: $IMAGE_PREFIX/sandbox:$IMAGE_TAG
+images: [$IMAGE_PREFIX/sandbox:$IMAGE_TAG]
+scratch_dir: $SCRATCH_DIR
+agent_socket: /run/ferry/agent.sock
+perfmon: $([[ $PERFMON == 1 ]] && echo true || echo false)
+redis:
+  addr: redis:6379
+  password_file: /etc/ferry/redis.pass
+EOF
+}
+
+render_workers() {
+	local n
+	printf '# Rendered by build_cluster.sh from compose/worker.yml.in: do not edit here.\nservices:\n'
+	for n in "${WORKER_NAMES[@]}"; do
+		sed -n '/^services:/,$p' "$REPO/compose/worker.yml.in" | tail -n +2 | sed "s/@NODE@/$n/g"
+	done
+}
+
+prepare_state() {
+	install -d -m 0700 "$STATE_DIR"
+	secret munge.key head -c 1024 /dev/urandom
+	secret redis.pass random_text 32
+	if [[ -n $JUPYTER_TOKEN ]]; then
+		printf '%s' "$JUPYTER_TOKEN" >"$STATE_DIR/.jt"
+		chmod 0400 "$STATE_DIR/.jt"
+		put "$STATE_DIR/jupyter.token" "$STATE_DIR/.jt" && changed "Jupyter token from $CONFIG_NAME"
+	else
+		secret jupyter.token random_text 32
+	fi
+	local n
+	for n in "${USER_NAMES[@]}"; do printf '%s:%s\n' "$n" "${USER_UIDS[$n]}"; done >"$STATE_DIR/.users"
+	put "$STATE_DIR/users.list" "$STATE_DIR/.users" && changed "users list"
+	chmod 0644 "$STATE_DIR/users.list"
+	render_slurm_conf >"$STATE_DIR/.slurm.conf"
+	SLURM_CONF_CHANGED=0
+	put "$STATE_DIR/slurm.conf" "$STATE_DIR/.slurm.conf" && {
+		SLURM_CONF_CHANGED=1
+		changed "slurm.conf"
+	}
+	render_ferry_yaml >"$STATE_DIR/.ferry.yaml"
+	put "$STATE_DIR/ferry.yaml" "$STATE_DIR/.ferry.yaml" && changed "ferry config"
+	chmod 0644 "$STATE_DIR/slurm.conf" "$STATE_DIR/ferry.yaml"
+	render_workers >"$STATE_DIR/.workers.yml"
+	put "$STATE_DIR/compose.workers.yml" "$STATE_DIR/.workers.yml" && changed "workers' compose file"
+	return 0
+}
+
+prepare_host() {
+	local d n
+	for d in "$DATA_DIR" "$DATA_DIR/redis" "$DATA_DIR/head/slurmctld" "$DATA_DIR/head/log" "$DATA_DIR/head/ferry-log"; do
+		[[ -d $d ]] || {
+			install -d -m 0755 "$d"
+			changed "created $d"
+		}
+	done
+	for n in "${WORKER_NAMES[@]}"; do
+		for d in spool log ferry-log; do
+			[[ -d $DATA_DIR/$n/$d ]] || install -d -m 0755 "$DATA_DIR/$n/$d"
+		done
+	done
+	[[ -d $SCRATCH_DIR ]] || changed "created $SCRATCH_DIR"
+	install -d -m 1777 "$SCRATCH_DIR"
+	# The agents' mount dir must be a shared mount: the bind mounts an agent
+	# makes inside its container propagate to the host, where dockerd
+	# resolves the sandboxes' mounts.
+	install -d -m 0755 "$MOUNT_DIR/mnt"
+	if ! awk -v m="$MOUNT_DIR/mnt" '$5 == m && / shared:/ {f = 1} END {exit !f}' /proc/self/mountinfo; then
+		if ! awk -v m="$MOUNT_DIR/mnt" '$5 == m {f = 1} END {exit !f}' /proc/self/mountinfo; then
+			mount --bind "$MOUNT_DIR/mnt" "$MOUNT_DIR/mnt"
+		fi
+		mount --make-rshared "$MOUNT_DIR/mnt"
+		changed "made $MOUNT_DIR/mnt a shared mount"
+	fi
+	# Homes on the shared /home, owned by each user, 0700.
+	for n in "${USER_NAMES[@]}"; do
+		d=$HOME_ROOT/$n
+		if [[ ! -d $d ]]; then
+			install -d -o "${USER_UIDS[$n]}" -g "${USER_UIDS[$n]}" -m 0700 "$d"
+			changed "created home $d"
+		elif [[ $(stat -c %u "$d") != "${USER_UIDS[$n]}" ]]; then
+			die "$d exists but belongs to uid $(stat -c %u "$d"), not $n (${USER_UIDS[$n]}): fix its owner or the users list"
+		fi
+	done
+}
+
+# ------------------------------------------------------------------ images
+
+BASE_IMAGE() { echo "$IMAGE_PREFIX/debian:bookworm"; }
+image_id() { docker image inspect -f '{{.Id}}' "$1" 2>/dev/null || true; }
+
+build_binaries() {
+	command -v go >/dev/null || die "go is not installed: it builds ferry's binaries (https://go.dev/dl, or /usr/local/go)"
+	local out=$STATE_DIR/build/bin name
+	install -d -m 0755 "$out"
+	for name in ferry ferryd; do
+		(cd "$REPO" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -o "$out/.$name" "./cmd/$name") ||
+			die "go build ./cmd/$name failed"
+		if [[ -f $out/$name ]] && cmp -s "$out/.$name" "$out/$name"; then rm -f "$out/.$name"; else mv "$out/.$name" "$out/$name"; fi
+	done
+}
+
+# build_image NAME DOCKERFILE CONTEXT [--no-cache]: build IMAGE_PREFIX/NAME:TAG
+# unless an image of that tag was built from the very same inputs (the
+# Dockerfile, the context's files, the base image and the build args).
+build_image() {
+	local name=$1 dockerfile=$2 ctx=$3 nocache=${4:-} img="$IMAGE_PREFIX/$1:$IMAGE_TAG" inputs have
+	local -a args=(--build-arg "BASE_IMAGE=$(BASE_IMAGE)" --build-arg "MUNGE_UID=$MUNGE_UID"
+		--build-arg "MUNGE_GID=$MUNGE_GID" --build-arg "SLURM_UID=$SLURM_UID" --build-arg "SLURM_GID=$SLURM_GID")
+	inputs=$({
+		printf '%s\n' "${args[@]}" "$(image_id "$(BASE_IMAGE)")"
+		sha256sum "$dockerfile" | cut -d' ' -f1
+		(cd "$ctx" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
+	} | sha256sum | cut -c1-16)
+	have=$(docker image inspect -f '{{index .Config.Labels "ferry.inputs"}}' "$img" 2>/dev/null || true)
+	if [[ -z $nocache && $have == "$inputs" ]]; then
+		return 0
+	fi
+	log "building $img"
+	local t=$SECONDS
+	DOCKER_BUILDKIT=0 docker build -q $nocache "${args[@]}" --label "ferry.inputs=$inputs" \
+		--label "ferry.cluster=$CLUSTER_NAME" -f "$dockerfile" -t "$img" "$ctx" >"$STATE_DIR/build/$name.log" 2>&1 || {
+		tail -n 30 "$STATE_DIR/build/$name.log" >&2
+		die "docker build of $img failed (log: $STATE_DIR/build/$name.log)"
+	}
+	changed "built $img in $((SECONDS - t))s"
+}
+
+build_images() {
+	local nocache=${1:-} before
+	before=$(image_id "$(BASE_IMAGE)")/$(image_id "$IMAGE_PREFIX/sandbox:$IMAGE_TAG")
+	# The base image (debootstrap, only when missing) and the sandbox image.
+	FERRY_BASE_IMAGE=$(BASE_IMAGE) FERRY_SANDBOX_IMAGE=$IMAGE_PREFIX/sandbox:$IMAGE_TAG \
+		FERRY_DEBIAN_MIRROR=$DEBIAN_MIRROR bash "$REPO/sandbox/build.sh" >/dev/null 2>"$STATE_DIR/build/sandbox.log" || {
+		tail -n 30 "$STATE_DIR/build/sandbox.log" >&2
+		die "sandbox/build.sh failed (log: $STATE_DIR/build/sandbox.log)"
+	}
+	[[ $before == "$(image_id "$(BASE_IMAGE)")/$(image_id "$IMAGE_PREFIX/sandbox:$IMAGE_TAG")" ]] ||
+		changed "built $(BASE_IMAGE) and $IMAGE_PREFIX/sandbox:$IMAGE_TAG"
+	build_binaries
+	local ctx=$STATE_DIR/build/ctx
+	rm -rf "$ctx"
+	install -d "$ctx/node" "$ctx/user/python"
+	cp "$STATE_DIR/build/bin/ferry" "$STATE_DIR/build/bin/ferryd" "$REPO/slurm/entrypoint" \
+		"$REPO/slurm/epilog" "$REPO/slurm/jobcomp" "$ctx/node/"
+	cp "$STATE_DIR/build/bin/ferry" "$REPO/slurm/entrypoint" "$ctx/user/"
+	cp -r "$REPO/python/ferry" "$ctx/user/python/"
+	find "$ctx" -name __pycache__ -prune -exec rm -rf {} +
+	build_image node "$REPO/slurm/Dockerfile" "$ctx/node" $nocache
+	build_image user "$REPO/user/Dockerfile" "$ctx/user" $nocache
+}
+
+# ------------------------------------------------------------------ running
+
+# in SERVICE CMD...: run CMD in the service's container.
+in_svc() {
+	local svc=$1
+	shift
+	docker exec "${PROJECT}_${svc}_1" "$@"
+}
+
+container_ids() {
+	docker ps -a --filter "label=com.docker.compose.project=$PROJECT" \
+		--format '{{.Names}} {{.ID}}' | sort
+}
+
+ctld_up() { in_svc head scontrol ping 2>/dev/null | grep -q 'is UP'; }
+
+# workers_idle: every worker is idle (or busy) and none is down or drained.
+workers_idle() {
+	local out n
+	out=$(in_svc head sinfo -h -N -o '%N %t' 2>/dev/null) || return 1
+	for n in "${WORKER_NAMES[@]}"; do
+		grep -Eq "^$n (idle|alloc|mix|comp)\$" <<<"$out" || return 1
+	done
+}
+
+wait_for() {
+	local timeout=$1 what=$2 deadline=$((SECONDS + $1))
+	shift 2
+	until "$@"; do
+		if ((SECONDS >= deadline)); then
+			return 1
+		fi
+		sleep 1
+	done
+}
+
+show_failure() {
+	compose ps >&2 || true
+	in_svc head sinfo -N -l >&2 2>/dev/null || true
+	in_svc head tail -n 20 /var/log/slurm/slurmctld.log >&2 2>/dev/null || true
+}
+
+wait_cluster() {
+	wait_for 120 "slurmctld" ctld_up || {
+		show_failure
+		die "slurmctld does not answer after 120s (logs: $DATA_DIR/head/log)"
+	}
+	wait_for 180 "workers" workers_idle || {
+		show_failure
+		die "not every worker is idle after 180s (logs: $DATA_DIR/wN/log)"
+	}
+}
+
+# smoke: one ferry job per worker, as an unprivileged user from the user
+# node, all at once: workers are exclusive, so Slurm spreads them over every
+# idle worker. Each must succeed in its sandbox as the user's uid.
+smoke() {
+	local u=$JUPYTER_USER home=$HOME_ROOT/$JUPYTER_USER i out id node uid nodes=() tmp
+	tmp=$(mktemp -d)
+	in_svc user runuser -u "$u" -- sh -c "mkdir -p '$home/.ferry-smoke' && echo smoke >'$home/.ferry-smoke/README'"
+	for ((i = 1; i <= WORKERS; i++)); do
+		(
+			rc=0
+			in_svc user runuser -u "$u" -- env HOME="$home" sh -c \
+				"cd '$home' && ferry submit --wait -o json --name smoke-$i .ferry-smoke -- sh -c 'sleep 2; id -u >/out/uid'" \
+				>"$tmp/$i.out" 2>"$tmp/$i.err" || rc=$?
+			echo "$rc" >"$tmp/$i.rc"
+		) &
+	done
+	wait
+	for ((i = 1; i <= WORKERS; i++)); do
+		id=$(sed -n 's/.*"id": *"\([^"]*\)".*/\1/p' "$tmp/$i.out" | head -n 1)
+		if [[ $(cat "$tmp/$i.rc") != 0 || -z $id ]]; then
+			cat "$tmp/$i.out" "$tmp/$i.err" >&2
+			rm -rf "$tmp"
+			die "smoke job $i (ferry submit --wait as $u on the user node) failed"
+		fi
+		out=$(in_svc user runuser -u "$u" -- env HOME="$home" sh -c "cd '$home' && ferry status -o json '$id'")
+		node=$(sed -n 's/.*"node": *"\([^"]*\)".*/\1/p' <<<"$out" | head -n 1)
+		uid=$(cat "$home/.ferry/jobs/$id/outputs/uid" 2>/dev/null || true)
+		[[ $uid == "${USER_UIDS[$u]}" ]] || {
+			rm -rf "$tmp"
+			die "smoke job $id ran as uid '${uid}', expected $u's ${USER_UIDS[$u]}"
+		}
+		nodes+=("$node")
+		in_svc user runuser -u "$u" -- env HOME="$home" ferry rm "$id" >/dev/null 2>&1 || true
+	done
+	rm -rf "$tmp"
+	log "smoke jobs succeeded as $u (uid ${USER_UIDS[$u]} in the sandbox) on: ${nodes[*]}"
+	for node in "${WORKER_NAMES[@]}"; do
+		[[ " ${nodes[*]} " == *" $node "* ]] || warn "no smoke job ran on $node (Slurm placed them on: ${nodes[*]})"
+	done
+}
+
+summary() {
+	local host token elapsed=$((SECONDS - T0))
+	host=$(hostname -f 2>/dev/null || hostname)
+	token=$(cat "$STATE_DIR/jupyter.token")
+	cat <<EOF
+
+ferry cluster '$CLUSTER_NAME' is up: head, ${WORKERS} worker(s) (${WORKER_NAMES[*]}), user node, redis.
+  Jupyter (as $JUPYTER_USER):  http://$host:$JUPYTER_PORT/?token=$token
+  dashboard:              not part of this ferry version yet (port $DASHBOARD_PORT is kept for it)
+  a shell as a user:      docker exec -it -u $JUPYTER_USER -w $HOME_ROOT/$JUPYTER_USER ${PROJECT}_user_1 bash
+  submit a job:           ferry submit --follow ./myproj -- python3 train.py
+  Slurm, as the admin:    docker exec ${PROJECT}_head_1 squeue
+EOF
+	if ((${#CHANGES[@]})); then
+		printf '  took %ds, %d change(s): %s\n' "$elapsed" "${#CHANGES[@]}" "$(
+			IFS=';'
+			echo "${CHANGES[*]}" | sed 's/;/; /g'
+		)"
+	else
+		printf '  took %ds; nothing changed: the cluster was already up as configured\n' "$elapsed"
+	fi
+	printf 'BENCH bring-up: %ds, %d change(s)\n' "$elapsed" "${#CHANGES[@]}"
+}
+
+cmd_up() {
+	need_host
+	check_ports
+	[[ $MODE == compose ]] || die "MODE=swarm: see README, 'Many machines' (use compose/swarm.yml with docker stack deploy)"
+	install -d -m 0700 "$STATE_DIR" "$STATE_DIR/build"
+	prepare_state
+	prepare_host
+	build_images
+	export_compose_env
+	local before after
+	before=$(container_ids)
+	compose up -d --remove-orphans >"$STATE_DIR/build/compose.log" 2>&1 || {
+		cat "$STATE_DIR/build/compose.log" >&2
+		show_failure
+		die "docker-compose up failed"
+	}
+	after=$(container_ids)
+	if [[ $before != "$after" ]]; then
+		changed "started or recreated: $(comm -13 <(echo "$before") <(echo "$after") | cut -d' ' -f1 | tr '\n' ' ' | sed 's/ $//')"
+	fi
+	wait_cluster
+	if ((SLURM_CONF_CHANGED)) && [[ $before == "$after" ]]; then
+		in_svc head scontrol reconfigure && log "slurm.conf changed: scontrol reconfigure"
+	fi
+	[[ ${FERRY_CLUSTER_SMOKE:-1} == 0 ]] || smoke
+	summary
+}
+
+cmd_down() {
+	need_host
+	export_compose_env
+	[[ -f $STATE_DIR/compose.workers.yml ]] || {
+		log "no cluster state in $STATE_DIR: nothing to stop"
+		return 0
+	}
+	compose down --remove-orphans
+	log "cluster '$CLUSTER_NAME' stopped; data kept in $DATA_DIR and $STATE_DIR ('$PROG purge --yes' deletes it)"
+}
+
+cmd_status() {
+	need_host
+	export_compose_env
+	[[ -f $STATE_DIR/compose.workers.yml ]] || {
+		echo "cluster '$CLUSTER_NAME': not built (run ./$PROG)"
+		return 1
+	}
+	compose ps
+	local rc=0
+	if ctld_up; then
+		echo
+		in_svc head sinfo -N -o '%N %t %c %m %E'
+		echo "jobs queued or running: $(in_svc head squeue -h -t PD,R,CG -o %i | wc -l)"
+		workers_idle || rc=1
+	else
+		echo "slurmctld: not answering"
+		rc=1
+	fi
+	return $rc
+}
+
+# update: rebuild the node and user images (with fresh Debian packages) and
+# restart the cluster one piece at a time. Slurm's state, the spools, Redis's
+# data and the homes are host paths and stay; a worker is drained and
+# restarted only once its running job is done, so queued jobs still run.
+cmd_update() {
+	need_host
+	[[ -f $STATE_DIR/compose.workers.yml ]] || die "no cluster in $STATE_DIR to update: run ./$PROG up"
+	prepare_state
+	prepare_host
+	build_images --no-cache
+	export_compose_env
+	ctld_up || die "slurmctld does not answer: run ./$PROG up first"
+	compose up -d --no-deps redis head user >"$STATE_DIR/build/compose.log" 2>&1 || {
+		cat "$STATE_DIR/build/compose.log" >&2
+		die "docker-compose up failed"
+	}
+	wait_for 120 slurmctld ctld_up || die "slurmctld does not answer after the update"
+	local n
+	for n in "${WORKER_NAMES[@]}"; do
+		in_svc head scontrol update NodeName="$n" State=DRAIN Reason="ferry update" || true
+		log "$n: drained, waiting for its running job to end"
+		wait_for "${FERRY_UPDATE_DRAIN_TIMEOUT:-3600}" "$n to drain" \
+			sh -c "[ -z \"\$(docker exec ${PROJECT}_head_1 squeue -h -w $n -t R,CG -o %i)\" ]" ||
+			warn "$n still runs a job after ${FERRY_UPDATE_DRAIN_TIMEOUT:-3600}s: restarting it anyway"
+		compose up -d --no-deps "$n" >"$STATE_DIR/build/compose.log" 2>&1 || {
+			cat "$STATE_DIR/build/compose.log" >&2
+			die "docker-compose up $n failed"
+		}
+		in_svc head scontrol update NodeName="$n" State=RESUME || true
+		wait_for 120 "$n" workers_idle || warn "$n is not idle 120s after its restart"
+		changed "restarted $n"
+	done
+	wait_cluster
+	summary
+}
+
+cmd_purge() {
+	[[ ${1:-} == --yes ]] || die "purge deletes $DATA_DIR, $STATE_DIR and the cluster's images: run '$PROG purge --yes'"
+	need_host
+	export_compose_env
+	[[ -f $STATE_DIR/compose.workers.yml ]] && compose down --remove-orphans || true
+	local imgs
+	mapfile -t imgs < <(docker images --filter "label=ferry.cluster=$CLUSTER_NAME" -q | sort -u)
+	((${#imgs[@]})) && docker rmi -f "${imgs[@]}" >/dev/null
+	if awk -v m="$MOUNT_DIR/mnt" '$5 == m {f = 1} END {exit !f}' /proc/self/mountinfo; then umount "$MOUNT_DIR/mnt" || true; fi
+	rm -rf --one-file-system "${DATA_DIR:?}" "${STATE_DIR:?}" "${SCRATCH_DIR:?}" "${MOUNT_DIR:?}"
+	log "purged cluster '$CLUSTER_NAME' (homes under $HOME_ROOT are kept)"
+}
+
+# ------------------------------------------------------------------ main
+
+CONFIG=${FERRY_CLUSTER_CONFIG:-$REPO/config.sh}
+VERB=up
+ARGS=()
+while (($#)); do
+	case $1 in
+	--config)
+		[[ $# -ge 2 ]] || usage
+		CONFIG=$2
+		shift 2
+		;;
+	--config=*)
+		CONFIG=${1#--config=}
+		shift
+		;;
+	-h | --help | help) usage ;;
+	up | down | update | status | purge)
+		VERB=$1
+		shift
+		ARGS=("$@")
+		break
+		;;
+	*)
+		printf '%s: unknown argument %q (try --help)\n' "$PROG" "$1" >&2
+		exit 2
+		;;
+	esac
+done
+load_config
+case $VERB in
+up) cmd_up ;;
+down) cmd_down ;;
+status) cmd_status ;;
+update) cmd_update ;;
+purge) cmd_purge "${ARGS[@]}" ;;
+esac
