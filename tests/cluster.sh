@@ -325,6 +325,7 @@ write_ferry_config() {
 	tmp=$(mktemp /etc/ferry/.config.yaml.XXXXXX)
 	cat >"$tmp" <<'EOF'
 # written by tests/cluster.sh
+cluster: ferry-test
 default_image: ferry/sandbox:latest
 images: [ferry/sandbox:latest]
 scratch_dir: /var/tmp/ferry

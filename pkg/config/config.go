@@ -29,6 +29,7 @@ const (
 // Config is the cluster and user configuration. Build it with Load (or
 // LoadFrom), apply flags, then call Validate. Reference documents every field.
 type Config struct {
+	Cluster        string      `yaml:"cluster"`
 	SpoolRoot      string      `yaml:"spool_root"`
 	DefaultImage   string      `yaml:"default_image"`
 	Images         []string    `yaml:"images"`
@@ -75,6 +76,7 @@ type Tracker struct {
 // Default returns the built-in defaults, before any file or variable.
 func Default() *Config {
 	return &Config{
+		Cluster:        "ferry",
 		SpoolRoot:      "~/.ferry/jobs",
 		DefaultImage:   DefaultImage,
 		Images:         []string{DefaultImage},

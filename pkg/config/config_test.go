@@ -318,6 +318,8 @@ func TestValidate(t *testing.T) {
 		mutate func(*Config)
 		want   []string
 	}{
+		{"cluster name", func(c *Config) { c.Cluster = "Ferry One" },
+			[]string{`cluster "Ferry One" must be 1-31 lowercase letters, digits or '-', starting with a letter`}},
 		{"unexpanded spool root", func(c *Config) { c.SpoolRoot = "~/.ferry/jobs" },
 			[]string{`spool_root "~/.ferry/jobs" must be an absolute path (is HOME set?)`}},
 		{"default image not allowed", func(c *Config) { c.DefaultImage = "other:1" },

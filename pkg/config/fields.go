@@ -49,6 +49,9 @@ type field struct {
 }
 
 var fields = []field{
+	{key: "cluster", access: admin,
+		meaning: "The cluster's name, put on every sandbox container (label ferry.cluster): a worker's agent and epilog touch only their own cluster's containers, so two clusters can share one Docker Engine.",
+		ptr:     func(c *Config) any { return &c.Cluster }},
 	{key: "spool_root", env: "FERRY_SPOOL_ROOT", access: anyone,
 		meaning: "Where job dirs are created; must be on the shared /home so workers see it. A leading ~ is the user's home.",
 		ptr:     func(c *Config) any { return &c.SpoolRoot }},

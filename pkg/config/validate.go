@@ -9,7 +9,10 @@ import (
 	"strings"
 
 	"github.com/ferry-hpc/ferry/pkg/job"
+	"github.com/ferry-hpc/ferry/pkg/lazyre"
 )
+
+var clusterName = lazyre.New(`^[a-z][a-z0-9-]{0,30}$`)
 
 // Validate reports every problem in c at once (errors.Join), one line each.
 // Call it after flags are applied.
@@ -17,6 +20,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
+	if !clusterName.MatchString(c.Cluster) {
+		bad("cluster %q must be 1-31 lowercase letters, digits or '-', starting with a letter", c.Cluster)
+	}
 	if !filepath.IsAbs(c.SpoolRoot) {
 		bad("spool_root %q must be an absolute path (is HOME set?)", c.SpoolRoot)
 	}

@@ -171,7 +171,7 @@ func (a *Agent) grace() time.Duration {
 // has already been told it failed. Then it releases the pinned mounts of
 // containers that are gone.
 func (a *Agent) reconcile(ctx context.Context) {
-	list, err := a.Engine.List(ctx, map[string]string{LabelNode: a.Policy.Node})
+	list, err := a.Engine.List(ctx, inCluster(a.Policy.Cluster, map[string]string{LabelNode: a.Policy.Node}))
 	if err != nil {
 		a.Log.Warn("reconcile: list containers", "err", err)
 		return
@@ -486,7 +486,7 @@ func (a *Agent) handleCleanup(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	var res CleanupResult
-	n, err := RemoveJobContainers(r.Context(), a.Engine, a.Policy.Node, req.SlurmJobID)
+	n, err := RemoveJobContainers(r.Context(), a.Engine, a.Policy.Cluster, a.Policy.Node, req.SlurmJobID)
 	if err != nil {
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 		return
@@ -508,11 +508,11 @@ func (a *Agent) handleCleanup(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, res)
 }
 
-// RemoveJobContainers removes every container labelled with the Slurm job
-// id on node ("" = any node). The epilog uses it directly when the agent is
-// down.
-func RemoveJobContainers(ctx context.Context, e Engine, node, slurmJobID string) (int, error) {
-	labels := map[string]string{LabelSlurmJob: slurmJobID}
+// RemoveJobContainers removes every container of cluster labelled with the
+// Slurm job id on node ("" = any node). The epilog uses it directly when the
+// agent is down.
+func RemoveJobContainers(ctx context.Context, e Engine, cluster, node, slurmJobID string) (int, error) {
+	labels := inCluster(cluster, map[string]string{LabelSlurmJob: slurmJobID})
 	if node != "" {
 		labels[LabelNode] = node
 	}
@@ -567,4 +567,13 @@ func (f *frameWriter) frame(fr Frame) {
 	if err := f.rc.Flush(); err != nil {
 		f.err = err
 	}
+}
+
+// inCluster adds cluster's label to a container filter ("" = no cluster
+// named: every container matches, as before clusters were labelled).
+func inCluster(cluster string, labels map[string]string) map[string]string {
+	if cluster != "" {
+		labels[LabelCluster] = cluster
+	}
+	return labels
 }

@@ -570,12 +570,17 @@ func TestAgentCleanup(t *testing.T) {
 func TestRemoveJobContainers(t *testing.T) {
 	tests := []struct {
 		name     string
+		cluster  string
 		node     string
 		want     int
 		wantLeft []string
 	}{
-		{"this node", "w1", 1, []string{"c-42-w2", "c-7-w1"}},
-		{"any node (agent down, epilog fallback)", "", 2, []string{"c-7-w1"}},
+		// No cluster named (tests, old configs): every cluster's match.
+		{"this node", "", "w1", 2, []string{"c-42-w2", "c-7-w1"}},
+		{"any node (agent down, epilog fallback)", "", "", 3, []string{"c-7-w1"}},
+		{"this cluster's only", "a", "w1", 1, []string{"c-42-w1", "c-42-w2", "c-7-w1"}},
+		{"this cluster, any node", "a", "", 1, []string{"c-42-w1", "c-42-w2", "c-7-w1"}},
+		{"a cluster with no such job", "b", "", 0, []string{"c-42-w1", "c-42-w2", "c-7-w1", "other-42-w1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -583,7 +588,11 @@ func TestRemoveJobContainers(t *testing.T) {
 			eng.add("c-42-w1", epilogLabels("42", "w1"))
 			eng.add("c-42-w2", epilogLabels("42", "w2"))
 			eng.add("c-7-w1", epilogLabels("7", "w1"))
-			n, err := RemoveJobContainers(context.Background(), eng, tt.node, "42")
+			// Another cluster's job 42 on its own w1, on the same engine.
+			other := epilogLabels("42", "w1")
+			other[LabelCluster] = "a"
+			eng.add("other-42-w1", other)
+			n, err := RemoveJobContainers(context.Background(), eng, tt.cluster, tt.node, "42")
 			require.NoError(t, err)
 			assert.Equal(t, tt.want, n)
 			assert.ElementsMatch(t, tt.wantLeft, eng.ids())
@@ -610,6 +619,22 @@ func TestAgentReconcile(t *testing.T) {
 			why[r["slurm_job"].(string)] = r["reason"]
 		}
 		assert.Equal(t, map[string]any{"42": "no client holds it", "7": "its Slurm job is COMPLETED"}, why)
+	})
+	t.Run("only its own cluster's", func(t *testing.T) {
+		fx := newFixture(t)
+		fx.policy.Cluster = "a"
+		eng := newFakeEngine()
+		mine := epilogLabels("42", "w1")
+		mine[LabelCluster] = "a"
+		eng.add("mine-42-w1", mine)
+		theirs := epilogLabels("42", "w1")
+		theirs[LabelCluster] = "b"
+		eng.add("theirs-42-w1", theirs)
+		eng.add("unlabelled-42-w1", epilogLabels("42", "w1"))
+		ta := newTestAgent(fx, eng)
+		ta.serve(t)
+		assert.ElementsMatch(t, []string{"theirs-42-w1", "unlabelled-42-w1"}, eng.ids(),
+			"another cluster's w1 on the same Docker Engine is not this agent's")
 	})
 	t.Run("keeps the container a client holds", func(t *testing.T) {
 		fx := newFixture(t)

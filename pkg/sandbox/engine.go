@@ -13,6 +13,9 @@ const (
 	LabelSlurmJob = "ferry.slurm_job"
 	LabelUID      = "ferry.uid"
 	LabelNode     = "ferry.node"
+	// LabelCluster names the cluster (config: cluster): agents of two
+	// clusters on one Docker Engine never touch each other's containers.
+	LabelCluster = "ferry.cluster"
 )
 
 // Mount is a bind mount from the worker into the container.

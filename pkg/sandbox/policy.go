@@ -37,6 +37,9 @@ type Allocation struct {
 
 // Policy is the admin's rules for sandboxes on one worker.
 type Policy struct {
+	// Cluster labels every container (LabelCluster); Node is the Slurm
+	// node the agent serves.
+	Cluster        string
 	Node           string
 	Images         []string
 	Networks       []string
@@ -224,12 +227,12 @@ func (p *Policy) decide(req Request, peer Peer, alloc Allocation) (ContainerSpec
 		GPUs:        alloc.GPUs,
 		CapAdd:      caps,
 		TmpfsSize:   p.TmpfsSize,
-		Labels: map[string]string{
+		Labels: inCluster(p.Cluster, map[string]string{
 			LabelJob:      string(id),
 			LabelSlurmJob: alloc.SlurmJobID,
 			LabelUID:      strconv.Itoa(peer.UID),
 			LabelNode:     p.Node,
-		},
+		}),
 	}, dirs, nil
 }
 

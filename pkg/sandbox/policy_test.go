@@ -624,3 +624,18 @@ func TestIsRefusal(t *testing.T) {
 		})
 	}
 }
+
+// A named cluster labels its containers, so that its agents and epilog
+// find them and no other cluster's on the same Docker Engine.
+func TestPolicyDecideClusterLabel(t *testing.T) {
+	fx := newFixture(t)
+	spec, err := fx.policy.Decide(fx.req, fx.peer, fx.alloc)
+	require.NoError(t, err)
+	assert.NotContains(t, spec.Labels, LabelCluster, "no cluster named: no label")
+
+	fx.policy.Cluster = "course-a"
+	spec, err = fx.policy.Decide(fx.req, fx.peer, fx.alloc)
+	require.NoError(t, err)
+	assert.Equal(t, "course-a", spec.Labels[LabelCluster])
+	assert.Equal(t, "w1", spec.Labels[LabelNode])
+}

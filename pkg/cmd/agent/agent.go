@@ -116,7 +116,10 @@ func run(ctx context.Context, o *Options) error {
 	if err := eng.Ping(ctx); err != nil {
 		return fmt.Errorf("docker engine: %w", err)
 	}
-	nsNote, err := checkMountNamespace(os.Getenv("DOCKER_HOST"))
+	if err := os.MkdirAll(mountRoot, 0o700); err != nil {
+		return fmt.Errorf("mount root: %w", err)
+	}
+	nsNote, err := checkDockerSeesMounts(os.Getenv("DOCKER_HOST"), mountRoot, "/proc/self/mountinfo")
 	if err != nil {
 		return err
 	}
@@ -126,7 +129,7 @@ func run(ctx context.Context, o *Options) error {
 	}
 	defer os.Remove(socket)
 	log := slog.New(slog.NewJSONHandler(o.F.IO.ErrOut, nil)).With("node", node)
-	log.Info("agent listening", "socket", socket, "images", cfg.Images, "mount_root", mountRoot)
+	log.Info("agent listening", "cluster", cfg.Cluster, "socket", socket, "images", cfg.Images, "mount_root", mountRoot)
 	if nsNote != "" {
 		log.Warn(nsNote)
 	}
@@ -141,6 +144,7 @@ func run(ctx context.Context, o *Options) error {
 	}
 	a := &sb.Agent{
 		Policy: &sb.Policy{
+			Cluster:        cfg.Cluster,
 			Node:           node,
 			Images:         cfg.Images,
 			Networks:       cfg.Networks,

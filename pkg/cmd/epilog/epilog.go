@@ -72,6 +72,7 @@ func run(ctx context.Context, f *factory.Factory) error {
 	c := &cleaner{
 		agent:       &sb.AgentClient{Socket: cfg.AgentSocketFor(node)},
 		engine:      dockerEngine,
+		cluster:     cfg.Cluster,
 		node:        node,
 		scratchRoot: cfg.ScratchDir,
 		errOut:      f.IO.ErrOut,
@@ -145,6 +146,7 @@ type agentCleaner interface {
 type cleaner struct {
 	agent       agentCleaner
 	engine      func() (sb.Engine, func(), error)
+	cluster     string
 	node        string
 	scratchRoot string
 	errOut      io.Writer
@@ -178,7 +180,7 @@ func (c *cleaner) direct(ctx context.Context, req sb.CleanupRequest) (sb.Cleanup
 	eng, closeEng, err := c.engine()
 	if err == nil {
 		defer closeEng()
-		res.Removed, err = sb.RemoveJobContainers(ctx, eng, c.node, req.SlurmJobID)
+		res.Removed, err = sb.RemoveJobContainers(ctx, eng, c.cluster, c.node, req.SlurmJobID)
 	}
 	if req.FerryID != "" {
 		scratch, serr := sb.RemoveScratch(c.scratchRoot, req.FerryID, req.UID)
