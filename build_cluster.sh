@@ -14,11 +14,16 @@
 #                                             down, then delete DATA_DIR, the
 #                                             state dir and the cluster's images
 #                                             (users' homes are never touched)
+#   ./build_cluster.sh [--config FILE] prepare-host
+#                                             MODE=swarm, on every other host:
+#                                             the host paths the services bind
 #
 # Every setting is in config.sh (or the file --config or $FERRY_CLUSTER_CONFIG
 # names). The host needs Docker Engine and docker-compose (Debian: docker.io,
-# docker-compose), root, and Go to build ferry's binaries; debootstrap is
-# installed on Debian hosts when the base image has to be bootstrapped.
+# docker-compose; MODE=swarm needs no compose), root, and Go to build ferry's
+# binaries; debootstrap is installed on Debian hosts when the base image has
+# to be bootstrapped. MODE=swarm deploys the same services as a stack on the
+# swarm this host manages (made when there is none): see README.
 # Re-running `up` on a running cluster changes nothing and says so.
 #
 # Exit codes: 0 done, 1 failed (the message says where), 2 bad config or usage.
@@ -40,7 +45,7 @@ bad() {
 	exit 2
 }
 usage() {
-	sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -290,6 +295,9 @@ SlurmdParameters=config_overrides
 # new IP under the same name.
 CommunicationParameters=NoAddrCache
 ReturnToService=2
+# A worker that vanished without restarting is DOWN (and its job NODE_FAIL)
+# after this long; one that restarts reports its lost jobs at once (slurmd -b).
+SlurmdTimeout=60
 # A job whose worker died ends NODE_FAIL rather than silently running again.
 JobRequeue=0
 SchedulerParameters=batch_sched_delay=0
@@ -310,6 +318,7 @@ EOF
 render_ferry_yaml() {
 	cat <<EOF
 # Rendered by build_cluster.sh from $CONFIG_NAME: do not edit here.
+cluster: $CLUSTER_NAME
 default_image: $IMAGE_PREFIX/sandbox:$IMAGE_TAG
 images: [$IMAGE_PREFIX/sandbox:$IMAGE_TAG]
 scratch_dir: $SCRATCH_DIR
@@ -321,11 +330,18 @@ redis:
 EOF
 }
 
+render_ferry_swarm_yaml() {
+	render_ferry_yaml | sed 's|password_file: /etc/ferry/redis.pass|password_file: /run/secrets/redis.pass|'
+}
+
+# render_workers TEMPLATE: one service per worker from TEMPLATE's services.
 render_workers() {
 	local n
-	printf '# Rendered by build_cluster.sh from compose/worker.yml.in: do not edit here.\nservices:\n'
+	printf '# Rendered by build_cluster.sh from %s: do not edit here.\n' "${1#"$REPO"/}"
+	sed -n '/^version:/p' "$1"
+	printf 'services:\n'
 	for n in "${WORKER_NAMES[@]}"; do
-		sed -n '/^services:/,$p' "$REPO/compose/worker.yml.in" | tail -n +2 | sed "s/@NODE@/$n/g"
+		sed -n '/^services:/,$p' "$1" | tail -n +2 | sed "s/@NODE@/$n/g"
 	done
 }
 
@@ -353,8 +369,16 @@ prepare_state() {
 	render_ferry_yaml >"$STATE_DIR/.ferry.yaml"
 	put "$STATE_DIR/ferry.yaml" "$STATE_DIR/.ferry.yaml" && changed "ferry config"
 	chmod 0644 "$STATE_DIR/slurm.conf" "$STATE_DIR/ferry.yaml"
-	render_workers >"$STATE_DIR/.workers.yml"
-	put "$STATE_DIR/compose.workers.yml" "$STATE_DIR/.workers.yml" && changed "workers' compose file"
+	if [[ $MODE == swarm ]]; then
+		render_ferry_swarm_yaml >"$STATE_DIR/.ferry.swarm.yaml"
+		put "$STATE_DIR/ferry.swarm.yaml" "$STATE_DIR/.ferry.swarm.yaml" || true
+		chmod 0644 "$STATE_DIR/ferry.swarm.yaml"
+		render_workers "$REPO/compose/swarm-worker.yml.in" >"$STATE_DIR/.workers.yml"
+		put "$STATE_DIR/swarm.workers.yml" "$STATE_DIR/.workers.yml" && changed "workers' stack file"
+	else
+		render_workers "$REPO/compose/worker.yml.in" >"$STATE_DIR/.workers.yml"
+		put "$STATE_DIR/compose.workers.yml" "$STATE_DIR/.workers.yml" && changed "workers' compose file"
+	fi
 	return 0
 }
 
@@ -464,16 +488,29 @@ build_images() {
 
 # ------------------------------------------------------------------ running
 
-# in SERVICE CMD...: run CMD in the service's container.
-in_svc() {
-	local svc=$1
-	shift
-	docker exec "${PROJECT}_${svc}_1" "$@"
+# svc_container SERVICE: the running container of a service on this host.
+svc_container() {
+	if [[ $MODE == swarm ]]; then
+		docker ps -q --filter "label=com.docker.swarm.service.name=${PROJECT}_$1" --filter status=running | head -n 1
+	else
+		echo "${PROJECT}_$1_1"
+	fi
 }
 
+# in_svc SERVICE CMD...: run CMD in the service's container.
+in_svc() {
+	local svc=$1 c
+	shift
+	c=$(svc_container "$svc")
+	[[ -n $c ]] || return 1
+	docker exec "$c" "$@"
+}
+
+# container_ids: this cluster's containers on this host, with their ids.
 container_ids() {
-	docker ps -a --filter "label=com.docker.compose.project=$PROJECT" \
-		--format '{{.Names}} {{.ID}}' | sort
+	local label=com.docker.compose.project=$PROJECT
+	[[ $MODE == compose ]] || label=com.docker.stack.namespace=$PROJECT
+	docker ps -a --filter "label=$label" --format '{{.Names}} {{.ID}}' | sort
 }
 
 ctld_up() { in_svc head scontrol ping 2>/dev/null | grep -q 'is UP'; }
@@ -499,12 +536,32 @@ wait_for() {
 }
 
 show_failure() {
-	compose ps >&2 || true
+	if [[ $MODE == swarm ]]; then
+		docker stack ps --no-trunc "$PROJECT" >&2 || true
+	else
+		compose ps >&2 || true
+	fi
 	in_svc head sinfo -N -l >&2 2>/dev/null || true
 	in_svc head tail -n 20 /var/log/slurm/slurmctld.log >&2 2>/dev/null || true
 }
 
+# healthy SERVICE: its container on this host reports healthy.
+healthy() {
+	local c
+	c=$(svc_container "$1")
+	[[ -n $c && $(docker inspect -f '{{.State.Health.Status}}' "$c" 2>/dev/null) == healthy ]]
+}
+
 wait_cluster() {
+	local s c
+	for s in redis head user; do
+		wait_for 180 "$s" healthy "$s" || {
+			c=$(svc_container "$s")
+			[[ -z $c ]] || docker logs --tail 20 "$c" >&2 || true
+			show_failure
+			die "the $s container is not healthy after 180s (its last lines are above)"
+		}
+	done
 	wait_for 120 "slurmctld" ctld_up || {
 		show_failure
 		die "slurmctld does not answer after 120s (logs: $DATA_DIR/head/log)"
@@ -562,12 +619,12 @@ summary() {
 	token=$(cat "$STATE_DIR/jupyter.token")
 	cat <<EOF
 
-ferry cluster '$CLUSTER_NAME' is up: head, ${WORKERS} worker(s) (${WORKER_NAMES[*]}), user node, redis.
+ferry cluster '$CLUSTER_NAME' is up ($MODE): head, ${WORKERS} worker(s) (${WORKER_NAMES[*]}), user node, redis.
   Jupyter (as $JUPYTER_USER):  http://$host:$JUPYTER_PORT/?token=$token
   dashboard:              not part of this ferry version yet (port $DASHBOARD_PORT is kept for it)
-  a shell as a user:      docker exec -it -u $JUPYTER_USER -w $HOME_ROOT/$JUPYTER_USER ${PROJECT}_user_1 bash
+  a shell as a user:      docker exec -it -u $JUPYTER_USER -w $HOME_ROOT/$JUPYTER_USER $(svc_container user) bash
   submit a job:           ferry submit --follow ./myproj -- python3 train.py
-  Slurm, as the admin:    docker exec ${PROJECT}_head_1 squeue
+  Slurm, as the admin:    docker exec $(svc_container head) squeue
 EOF
 	if ((${#CHANGES[@]})); then
 		printf '  took %ds, %d change(s): %s\n' "$elapsed" "${#CHANGES[@]}" "$(
@@ -583,7 +640,6 @@ EOF
 cmd_up() {
 	need_host
 	check_ports
-	[[ $MODE == compose ]] || die "MODE=swarm: see README, 'Many machines' (use compose/swarm.yml with docker stack deploy)"
 	install -d -m 0700 "$STATE_DIR" "$STATE_DIR/build"
 	prepare_state
 	prepare_host
@@ -591,11 +647,15 @@ cmd_up() {
 	export_compose_env
 	local before after
 	before=$(container_ids)
-	compose up -d --remove-orphans >"$STATE_DIR/build/compose.log" 2>&1 || {
-		cat "$STATE_DIR/build/compose.log" >&2
-		show_failure
-		die "docker-compose up failed"
-	}
+	if [[ $MODE == swarm ]]; then
+		swarm_deploy
+	else
+		compose up -d --remove-orphans >"$STATE_DIR/build/compose.log" 2>&1 || {
+			cat "$STATE_DIR/build/compose.log" >&2
+			show_failure
+			die "docker-compose up failed"
+		}
+	fi
 	after=$(container_ids)
 	if [[ $before != "$after" ]]; then
 		changed "started or recreated: $(comm -13 <(echo "$before") <(echo "$after") | cut -d' ' -f1 | tr '\n' ' ' | sed 's/ $//')"
@@ -611,6 +671,11 @@ cmd_up() {
 cmd_down() {
 	need_host
 	export_compose_env
+	if [[ $MODE == swarm ]]; then
+		swarm_down
+		log "cluster '$CLUSTER_NAME' stopped; data kept in $DATA_DIR and $STATE_DIR ('$PROG purge --yes' deletes it)"
+		return 0
+	fi
 	[[ -f $STATE_DIR/compose.workers.yml ]] || {
 		log "no cluster state in $STATE_DIR: nothing to stop"
 		return 0
@@ -622,11 +687,18 @@ cmd_down() {
 cmd_status() {
 	need_host
 	export_compose_env
-	[[ -f $STATE_DIR/compose.workers.yml ]] || {
-		echo "cluster '$CLUSTER_NAME': not built (run ./$PROG)"
-		return 1
-	}
-	compose ps
+	if [[ $MODE == swarm ]]; then
+		docker stack services "$PROJECT" 2>/dev/null || {
+			echo "cluster '$CLUSTER_NAME': no such stack (run ./$PROG)"
+			return 1
+		}
+	else
+		[[ -f $STATE_DIR/compose.workers.yml ]] || {
+			echo "cluster '$CLUSTER_NAME': not built (run ./$PROG)"
+			return 1
+		}
+		compose ps
+	fi
 	local rc=0
 	if ctld_up; then
 		echo
@@ -646,16 +718,13 @@ cmd_status() {
 # restarted only once its running job is done, so queued jobs still run.
 cmd_update() {
 	need_host
-	[[ -f $STATE_DIR/compose.workers.yml ]] || die "no cluster in $STATE_DIR to update: run ./$PROG up"
+	export_compose_env
+	ctld_up || die "slurmctld does not answer: run ./$PROG up first"
 	prepare_state
 	prepare_host
 	build_images --no-cache
 	export_compose_env
-	ctld_up || die "slurmctld does not answer: run ./$PROG up first"
-	compose up -d --no-deps redis head user >"$STATE_DIR/build/compose.log" 2>&1 || {
-		cat "$STATE_DIR/build/compose.log" >&2
-		die "docker-compose up failed"
-	}
+	restart_services redis head user
 	wait_for 120 slurmctld ctld_up || die "slurmctld does not answer after the update"
 	local n
 	for n in "${WORKER_NAMES[@]}"; do
@@ -664,29 +733,137 @@ cmd_update() {
 		wait_for "${FERRY_UPDATE_DRAIN_TIMEOUT:-3600}" "$n to drain" \
 			sh -c "[ -z \"\$(docker exec ${PROJECT}_head_1 squeue -h -w $n -t R,CG -o %i)\" ]" ||
 			warn "$n still runs a job after ${FERRY_UPDATE_DRAIN_TIMEOUT:-3600}s: restarting it anyway"
-		compose up -d --no-deps "$n" >"$STATE_DIR/build/compose.log" 2>&1 || {
-			cat "$STATE_DIR/build/compose.log" >&2
-			die "docker-compose up $n failed"
-		}
+		restart_services "$n"
 		in_svc head scontrol update NodeName="$n" State=RESUME || true
 		wait_for 120 "$n" workers_idle || warn "$n is not idle 120s after its restart"
 		changed "restarted $n"
 	done
+	[[ $MODE == compose ]] || swarm_deploy
 	wait_cluster
 	summary
+}
+
+# restart_services SERVICE...: recreate them on the current images, nothing
+# else (their dependencies are left alone).
+restart_services() {
+	local s
+	if [[ $MODE == swarm ]]; then
+		for s in "$@"; do
+			docker service update --quiet --detach=false --image "$(swarm_image "$s")" "${PROJECT}_$s" >/dev/null ||
+				die "docker service update ${PROJECT}_$s failed"
+		done
+		return 0
+	fi
+	compose up -d --no-deps "$@" >"$STATE_DIR/build/compose.log" 2>&1 || {
+		cat "$STATE_DIR/build/compose.log" >&2
+		die "docker-compose up $* failed"
+	}
 }
 
 cmd_purge() {
 	[[ ${1:-} == --yes ]] || die "purge deletes $DATA_DIR, $STATE_DIR and the cluster's images: run '$PROG purge --yes'"
 	need_host
 	export_compose_env
-	[[ -f $STATE_DIR/compose.workers.yml ]] && compose down --remove-orphans || true
+	if [[ $MODE == swarm ]]; then
+		swarm_down
+	elif [[ -f $STATE_DIR/compose.workers.yml ]]; then
+		compose down --remove-orphans || true
+	fi
 	local imgs
 	mapfile -t imgs < <(docker images --filter "label=ferry.cluster=$CLUSTER_NAME" -q | sort -u)
 	((${#imgs[@]})) && docker rmi -f "${imgs[@]}" >/dev/null
 	if awk -v m="$MOUNT_DIR/mnt" '$5 == m {f = 1} END {exit !f}' /proc/self/mountinfo; then umount "$MOUNT_DIR/mnt" || true; fi
 	rm -rf --one-file-system "${DATA_DIR:?}" "${STATE_DIR:?}" "${SCRATCH_DIR:?}" "${MOUNT_DIR:?}"
 	log "purged cluster '$CLUSTER_NAME' (homes under $HOME_ROOT are kept)"
+}
+
+# ------------------------------------------------------------------ swarm
+
+# swarm_image SERVICE: the image a service runs, by a tag unique to the
+# build (PREFIX/node:id-<12 hex>): swarm rolls a service out only when its
+# image reference changes, and looks nothing up (--resolve-image never).
+swarm_image() {
+	local name=node id
+	[[ $1 == user ]] && name=user
+	id=$(image_id "$IMAGE_PREFIX/$name:$IMAGE_TAG")
+	[[ -n $id ]] || die "no image $IMAGE_PREFIX/$name:$IMAGE_TAG"
+	id=${id#sha256:}
+	docker tag "$IMAGE_PREFIX/$name:$IMAGE_TAG" "$IMAGE_PREFIX/$name:id-${id:0:12}"
+	echo "$IMAGE_PREFIX/$name:id-${id:0:12}"
+}
+
+default_addr() {
+	ip -4 route get 1.1.1.1 2>/dev/null | awk '{for (i = 1; i < NF; i++) if ($i == "src") {print $(i + 1); exit}}'
+}
+
+# swarm_ready: this host manages a swarm (one is made when there is none)
+# and carries the labels that place the head's services, and the workers'
+# when no host is labelled for them yet.
+swarm_ready() {
+	local state addr
+	state=$(docker info -f '{{.Swarm.LocalNodeState}}')
+	case $state in
+	inactive)
+		addr=${HEAD_ADDR:-$(default_addr)}
+		[[ -n $addr ]] || die "HEAD_ADDR is empty and this host has no default route: set HEAD_ADDR in $CONFIG_NAME"
+		docker swarm init --advertise-addr "$addr" >/dev/null || die "docker swarm init --advertise-addr $addr failed"
+		changed "made a swarm, managed from $addr"
+		;;
+	active)
+		[[ $(docker info -f '{{.Swarm.ControlAvailable}}') == true ]] ||
+			die "this host is a swarm worker: run $PROG on a manager"
+		;;
+	*) die "the swarm is '$state' on this host: fix it first (docker info)" ;;
+	esac
+	if [[ $(docker node inspect self -f '{{index .Spec.Labels "ferry.head"}}') != true ]]; then
+		docker node update --quiet --label-add ferry.head=true self >/dev/null
+		changed "labelled this host ferry.head=true"
+	fi
+	if [[ -z $(docker node ls -q --filter node.label=ferry.worker=true) ]]; then
+		docker node update --quiet --label-add ferry.worker=true self >/dev/null
+		changed "labelled this host ferry.worker=true (no host had the label)"
+	fi
+}
+
+swarm_env() {
+	local k f
+	for k in slurm.conf:SLURM_CONF ferry.swarm.yaml:FERRY_YAML users.list:USERS_LIST munge.key:MUNGE_KEY \
+		redis.pass:REDIS_PASS jupyter.token:JUPYTER_TOKEN; do
+		f=${k%%:*}
+		export "FERRY_HASH_${k#*:}=$(sha256sum "$STATE_DIR/$f" | cut -c1-12)"
+	done
+	FERRY_NODE_IMAGE=$(swarm_image node)
+	FERRY_USER_IMAGE=$(swarm_image user)
+	export FERRY_NODE_IMAGE FERRY_USER_IMAGE
+}
+
+swarm_deploy() {
+	swarm_ready
+	swarm_env
+	local out
+	out=$(docker stack deploy --resolve-image never --prune -c "$REPO/compose/swarm.yml" \
+		-c "$STATE_DIR/swarm.workers.yml" "$PROJECT" 2>&1) || {
+		printf '%s\n' "$out" >&2
+		die "docker stack deploy failed"
+	}
+	printf '%s\n' "$out" >"$STATE_DIR/build/stack.log"
+	# The head's services run on this host: wait for their containers.
+	wait_for 180 "the head's containers" sh -c "[ -n \"\$(docker ps -q --filter label=com.docker.swarm.service.name=${PROJECT}_head --filter status=running)\" ]" || {
+		show_failure
+		die "the head service has no running container on this host after 180s"
+	}
+}
+
+swarm_down() {
+	docker stack rm "$PROJECT" >/dev/null 2>&1 || true
+	wait_for 120 "the stack's containers to go" sh -c "[ -z \"\$(docker ps -aq --filter label=com.docker.stack.namespace=$PROJECT)\" ]" ||
+		warn "containers of stack $PROJECT are still there after 120s"
+	# The network goes last, once its containers are gone.
+	wait_for 60 "the stack's network to go" sh -c "[ -z \"\$(docker network ls -q --filter label=com.docker.stack.namespace=$PROJECT)\" ]" || true
+	local old
+	mapfile -t old < <(docker secret ls -q --filter "name=${PROJECT}_" 2>/dev/null; docker config ls -q --filter "name=${PROJECT}_" 2>/dev/null)
+	((${#old[@]} == 0)) || docker secret rm "${old[@]}" >/dev/null 2>&1 || true
+	((${#old[@]} == 0)) || docker config rm "${old[@]}" >/dev/null 2>&1 || true
 }
 
 # ------------------------------------------------------------------ main
@@ -706,7 +883,7 @@ while (($#)); do
 		shift
 		;;
 	-h | --help | help) usage ;;
-	up | down | update | status | purge)
+	up | down | update | status | purge | prepare-host)
 		VERB=$1
 		shift
 		ARGS=("$@")
@@ -725,4 +902,9 @@ down) cmd_down ;;
 status) cmd_status ;;
 update) cmd_update ;;
 purge) cmd_purge "${ARGS[@]}" ;;
+prepare-host)
+	need_host
+	prepare_host
+	log "host paths ready: $DATA_DIR, $SCRATCH_DIR, $MOUNT_DIR/mnt (shared), homes under $HOME_ROOT"
+	;;
 esac

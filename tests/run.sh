@@ -3,7 +3,8 @@
 # `go test -count=1 -v` with the end-to-end tests enabled, then stops what it
 # started (unless FERRY_KEEP_CLUSTER=1, or the cluster was already up before).
 #
-#   sudo tests/run.sh                         all packages (./...)
+#   sudo tests/run.sh                         all packages (./...), then the
+#                                             containerized cluster (tests/deploy)
 #   sudo tests/run.sh -run TestX ./pkg/...    extra go test arguments; when no
 #                                             package is named, ./... is added
 # With CI=true, a skipped test in a package under ./tests fails the run: an
@@ -62,7 +63,12 @@ for a in "${args[@]}"; do
 	./* | ../* | . | .. | github.com/*) have_pkg=1 ;;
 	esac
 done
-((have_pkg)) || args+=(./...)
+# The containerized cluster's test (tests/deploy: build_cluster.sh from no
+# images, faults) runs on its own, after the rest: see below.
+if ((have_pkg == 0)); then
+	mapfile -t pkgs < <(go list ./... | grep -v '/tests/deploy$')
+	args+=("${pkgs[@]}")
+fi
 
 # The Python client's unit tests (a fake ferry CLI; no cluster needed).
 ensure_python_packages
@@ -93,6 +99,17 @@ if ((have_pkg == 0)); then
 	log "BENCH tracker at 10,000 real Slurm jobs: FERRY_BENCH_SLURM=1 go test -run TestBenchTrackerRealSlurm ./pkg/tracker/"
 	set +e
 	FERRY_BENCH_SLURM=1 go test -count=1 -v -timeout 30m -run TestBenchTrackerRealSlurm ./pkg/tracker/ 2>&1 | tee -a "$TEST_LOG"
+	brc=${PIPESTATUS[0]}
+	set -e
+	((brc == 0)) || ((rc != 0)) || rc=$brc
+	# The containerized cluster, last and alone: build_cluster.sh brings up
+	# a 2-worker cluster from no images (its own image prefix, ports and
+	# paths, so the harness above is left alone), runs jobs on it, kills a
+	# worker, restarts the head, updates it mid-queue, then purges it.
+	log "cluster bring-up: FERRY_E2E_DEPLOY=1 go test ./tests/deploy/"
+	ensure_packages docker-compose iproute2
+	set +e
+	FERRY_E2E_DEPLOY=1 go test -count=1 -v -timeout 45m ./tests/deploy/ 2>&1 | tee -a "$TEST_LOG"
 	brc=${PIPESTATUS[0]}
 	set -e
 	((brc == 0)) || ((rc != 0)) || rc=$brc
