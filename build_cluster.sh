@@ -10,7 +10,7 @@
 #   ./build_cluster.sh [--config FILE] status what runs, Slurm's nodes, the queue
 #   ./build_cluster.sh [--config FILE] down   stop and remove the containers;
 #                                             every piece of data stays
-#   ./build_cluster.sh [--config FILE] purge --yes
+#   ./build_cluster.sh [--config FILE] purge --yes [--keep-images]
 #                                             down, then delete DATA_DIR, the
 #                                             state dir and the cluster's images
 #                                             (users' homes are never touched)
@@ -58,7 +58,7 @@ changed() {
 # ------------------------------------------------------------------ config
 
 KNOWN_KEYS=(CLUSTER_NAME WORKERS WORKER_CPUS WORKER_MEM_MB MODE HEAD_ADDR BIND_ADDR
-	JUPYTER_PORT DASHBOARD_PORT REDIS_PORT HOME_ROOT DATA_DIR SCRATCH_DIR MOUNT_DIR
+	JUPYTER_PORT DASHBOARD_PORT REDIS_PORT REDIS_PASSWORD_FILE HOME_ROOT DATA_DIR SCRATCH_DIR MOUNT_DIR
 	STATE_DIR USERS_FILE JUPYTER_USER JUPYTER_TOKEN MUNGE_UID MUNGE_GID SLURM_UID
 	SLURM_GID IMAGE_PREFIX IMAGE_TAG DEBIAN_MIRROR PERFMON)
 
@@ -122,7 +122,7 @@ load_config() {
 	: "${STATE_DIR:=state}" "${USERS_FILE:=users.list}"
 	: "${MUNGE_UID:=990}" "${MUNGE_GID:=990}" "${SLURM_UID:=64030}" "${SLURM_GID:=64030}"
 	: "${IMAGE_PREFIX:=ferry}" "${IMAGE_TAG:=latest}" "${DEBIAN_MIRROR:=http://deb.debian.org/debian}"
-	: "${PERFMON:=0}" "${HEAD_ADDR:=}" "${JUPYTER_USER:=}" "${JUPYTER_TOKEN:=}"
+	: "${PERFMON:=0}" "${HEAD_ADDR:=}" "${JUPYTER_USER:=}" "${JUPYTER_TOKEN:=}" "${REDIS_PASSWORD_FILE:=}"
 	: "${WORKER_CPUS:=$(nproc)}"
 	: "${WORKER_MEM_MB:=$(($(awk '/^MemTotal:/ {print int($2/1024)}' /proc/meminfo) - 1024))}"
 
@@ -149,6 +149,12 @@ load_config() {
 	[[ -d $HOME_ROOT ]] || bad HOME_ROOT "$HOME_ROOT: no such directory on this host (the shared /home must exist, e.g. the NFS mount)"
 	STATE_DIR=$(abs "$STATE_DIR")
 	USERS_FILE=$(abs "$USERS_FILE")
+	if [[ -n $REDIS_PASSWORD_FILE ]]; then
+		REDIS_PASSWORD_FILE=$(abs "$REDIS_PASSWORD_FILE")
+		[[ -s $REDIS_PASSWORD_FILE ]] || bad REDIS_PASSWORD_FILE "$REDIS_PASSWORD_FILE: no such file, or empty"
+		[[ $(head -n 1 "$REDIS_PASSWORD_FILE") =~ ^[A-Za-z0-9_.~+/=-]{16,}$ ]] ||
+			bad REDIS_PASSWORD_FILE "the password in $REDIS_PASSWORD_FILE must be one line of 16 or more letters, digits or _.~+/=-"
+	fi
 	load_users
 	if [[ -z $JUPYTER_USER ]]; then
 		JUPYTER_USER=${USER_NAMES[0]}
@@ -348,7 +354,13 @@ render_workers() {
 prepare_state() {
 	install -d -m 0700 "$STATE_DIR"
 	secret munge.key head -c 1024 /dev/urandom
-	secret redis.pass random_text 32
+	if [[ -n $REDIS_PASSWORD_FILE ]]; then
+		head -n 1 "$REDIS_PASSWORD_FILE" | tr -d '\n' >"$STATE_DIR/.rp"
+		chmod 0400 "$STATE_DIR/.rp"
+		put "$STATE_DIR/redis.pass" "$STATE_DIR/.rp" && changed "Redis password from $REDIS_PASSWORD_FILE"
+	else
+		secret redis.pass random_text 32
+	fi
 	if [[ -n $JUPYTER_TOKEN ]]; then
 		printf '%s' "$JUPYTER_TOKEN" >"$STATE_DIR/.jt"
 		chmod 0400 "$STATE_DIR/.jt"
@@ -634,7 +646,6 @@ EOF
 	else
 		printf '  took %ds; nothing changed: the cluster was already up as configured\n' "$elapsed"
 	fi
-	printf 'BENCH bring-up: %ds, %d change(s)\n' "$elapsed" "${#CHANGES[@]}"
 }
 
 cmd_up() {
@@ -761,7 +772,15 @@ restart_services() {
 }
 
 cmd_purge() {
-	[[ ${1:-} == --yes ]] || die "purge deletes $DATA_DIR, $STATE_DIR and the cluster's images: run '$PROG purge --yes'"
+	local keep_images=0 a yes=0
+	for a in "$@"; do
+		case $a in
+		--yes) yes=1 ;;
+		--keep-images) keep_images=1 ;;
+		*) die "purge: unknown argument $a (--yes, --keep-images)" ;;
+		esac
+	done
+	((yes)) || die "purge deletes $DATA_DIR, $STATE_DIR, $SCRATCH_DIR and the cluster's images: run '$PROG purge --yes' (--keep-images keeps the images)"
 	need_host
 	export_compose_env
 	if [[ $MODE == swarm ]]; then
@@ -771,7 +790,7 @@ cmd_purge() {
 	fi
 	local imgs
 	mapfile -t imgs < <(docker images --filter "label=ferry.cluster=$CLUSTER_NAME" -q | sort -u)
-	((${#imgs[@]})) && docker rmi -f "${imgs[@]}" >/dev/null
+	((keep_images || ${#imgs[@]} == 0)) || docker rmi -f "${imgs[@]}" >/dev/null
 	if awk -v m="$MOUNT_DIR/mnt" '$5 == m {f = 1} END {exit !f}' /proc/self/mountinfo; then umount "$MOUNT_DIR/mnt" || true; fi
 	rm -rf --one-file-system "${DATA_DIR:?}" "${STATE_DIR:?}" "${SCRATCH_DIR:?}" "${MOUNT_DIR:?}"
 	log "purged cluster '$CLUSTER_NAME' (homes under $HOME_ROOT are kept)"
@@ -815,12 +834,14 @@ swarm_ready() {
 		;;
 	*) die "the swarm is '$state' on this host: fix it first (docker info)" ;;
 	esac
-	if [[ $(docker node inspect self -f '{{index .Spec.Labels "ferry.head"}}') != true ]]; then
-		docker node update --quiet --label-add ferry.head=true self >/dev/null
+	local me
+	me=$(docker info -f '{{.Swarm.NodeID}}')
+	if [[ $(docker node inspect "$me" -f '{{index .Spec.Labels "ferry.head"}}') != true ]]; then
+		docker node update --label-add ferry.head=true "$me" >/dev/null
 		changed "labelled this host ferry.head=true"
 	fi
 	if [[ -z $(docker node ls -q --filter node.label=ferry.worker=true) ]]; then
-		docker node update --quiet --label-add ferry.worker=true self >/dev/null
+		docker node update --label-add ferry.worker=true "$me" >/dev/null
 		changed "labelled this host ferry.worker=true (no host had the label)"
 	fi
 }
@@ -847,11 +868,26 @@ swarm_deploy() {
 		die "docker stack deploy failed"
 	}
 	printf '%s\n' "$out" >"$STATE_DIR/build/stack.log"
-	# The head's services run on this host: wait for their containers.
-	wait_for 180 "the head's containers" sh -c "[ -n \"\$(docker ps -q --filter label=com.docker.swarm.service.name=${PROJECT}_head --filter status=running)\" ]" || {
+	# stack deploy returns before anything runs: wait until every service
+	# has its one task running and no update is rolling.
+	wait_for 300 "the stack's services" swarm_converged || {
 		show_failure
-		die "the head service has no running container on this host after 180s"
+		die "the stack's services are not all running after 300s"
 	}
+}
+
+swarm_converged() {
+	local svc
+	for svc in redis head user "${WORKER_NAMES[@]}"; do
+		[[ $(docker service ls --filter "name=${PROJECT}_$svc" --format '{{.Name}} {{.Replicas}}' |
+			awk -v n="${PROJECT}_$svc" '$1 == n {print $2}') == 1/1 ]] || return 1
+		case $(docker service inspect -f '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}' "${PROJECT}_$svc") in
+		updating | rollback_started) return 1 ;;
+		esac
+		# One running container of it here at most (the old one is gone).
+		[[ $svc == w* ]] && continue
+		(($(docker ps -q --filter "label=com.docker.swarm.service.name=${PROJECT}_$svc" --filter status=running | wc -l) == 1)) || return 1
+	done
 }
 
 swarm_down() {

@@ -30,6 +30,9 @@ JUPYTER_PORT=8888
 DASHBOARD_PORT=8080
 # Redis is published on 127.0.0.1 only, for the admin (redis-cli).
 REDIS_PORT=6379
+# A file holding the Redis password (one line). Empty: a random one, made
+# once in STATE_DIR/redis.pass. Only the head and Redis get it; jobs never.
+REDIS_PASSWORD_FILE=
 
 # --- paths on the host ----------------------------------------------------
 # The shared /home. Bound at the same path in every container, because the

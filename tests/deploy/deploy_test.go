@@ -32,7 +32,8 @@ func TestCluster(t *testing.T) {
 			t.Logf("FERRY_KEEP_CLUSTER=1: leaving the test cluster up (%s purge --yes)", cfg)
 			return
 		}
-		r := cluster(t, cfg, 5*time.Minute, "purge", "--yes")
+		// The images stay for TestSwarm; TestMain removes them at the end.
+		r := cluster(t, cfg, 5*time.Minute, "purge", "--yes", "--keep-images")
 		if r.Code != 0 {
 			t.Errorf("purge: %s", r)
 		}
@@ -55,7 +56,7 @@ func TestCluster(t *testing.T) {
 		require.Equal(t, 0, r.Code, r.String())
 		cold = r.Took
 		t.Logf("cold bring-up:\n%s", r.Err+r.Out)
-		assert.Contains(t, r.Out, "is up: head, 2 worker(s) (w1 w2), user node, redis")
+		assert.Contains(t, r.Out, "is up (compose): head, 2 worker(s) (w1 w2), user node, redis")
 		assert.Contains(t, r.Err, "built "+imagePrefix+"/debian:bookworm and "+imagePrefix+"/sandbox:test")
 		assert.Contains(t, r.Err, "smoke jobs succeeded as alice (uid 2301 in the sandbox) on:")
 		for _, img := range []string{"debian:bookworm", "node:test", "user:test", "sandbox:test"} {
@@ -114,6 +115,17 @@ func TestCluster(t *testing.T) {
 		assert.NotContains(t, ps.Out, string(token), "the token is on a command line")
 	})
 
+	t.Run("a user on a worker cannot reach the Docker socket", func(t *testing.T) {
+		for _, w := range []string{"w1", "w2"} {
+			r := run(t, time.Minute, "docker", "exec", "-u", alice, container(w), "ls", "/run/ferry-docker")
+			assert.NotEqual(t, 0, r.Code, r.String())
+			assert.Contains(t, r.Err, "Permission denied")
+			// Nothing to become root with: no setuid or setgid file.
+			r = run(t, time.Minute, "docker", "exec", container(w), "find", "/", "-xdev", "-perm", "/6000", "-type", "f")
+			require.Equal(t, 0, r.Code, r.String())
+			assert.Empty(t, strings.TrimSpace(r.Out), "setuid/setgid files in %s", w)
+		}
+	})
 	t.Run("jobs from a shell and a notebook", func(t *testing.T) { testJobs(t) })
 	t.Run("worker killed mid-job", func(t *testing.T) { testWorkerKilled(t, cfg) })
 	t.Run("head restarted mid-run", func(t *testing.T) { testHeadRestart(t) })
