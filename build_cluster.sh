@@ -464,6 +464,9 @@ build_image() {
 	if [[ -z $nocache && $have == "$inputs" ]]; then
 		return 0
 	fi
+	local old
+	old=$(image_id "$img")
+	[[ -z $old ]] || REPLACED+=("$old")
 	log "building $img"
 	local t=$SECONDS
 	DOCKER_BUILDKIT=0 docker build -q $nocache "${args[@]}" --label "ferry.inputs=$inputs" \
@@ -472,6 +475,17 @@ build_image() {
 		die "docker build of $img failed (log: $STATE_DIR/build/$name.log)"
 	}
 	changed "built $img in $((SECONDS - t))s"
+}
+
+REPLACED=()
+# remove_replaced: the images a build replaced, once no container uses them.
+remove_replaced() {
+	local id
+	for id in "${REPLACED[@]}"; do
+		[[ $(docker image inspect -f '{{len .RepoTags}}' "$id" 2>/dev/null) == 0 ]] || continue
+		docker rmi "$id" >/dev/null 2>&1 && log "removed the replaced image ${id:7:12}"
+	done
+	return 0
 }
 
 build_images() {
@@ -676,6 +690,7 @@ cmd_up() {
 		in_svc head scontrol reconfigure && log "slurm.conf changed: scontrol reconfigure"
 	fi
 	[[ ${FERRY_CLUSTER_SMOKE:-1} == 0 ]] || smoke
+	remove_replaced
 	summary
 }
 
@@ -751,6 +766,7 @@ cmd_update() {
 	done
 	[[ $MODE == compose ]] || swarm_deploy
 	wait_cluster
+	remove_replaced
 	summary
 }
 

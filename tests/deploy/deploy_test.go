@@ -45,11 +45,7 @@ func TestCluster(t *testing.T) {
 		// From nothing: no image of the test prefix (not even the base),
 		// no state, no data.
 		cluster(t, cfg, 5*time.Minute, "purge", "--yes")
-		imgs := run(t, time.Minute, "docker", "images", "-q", imagePrefix+"/*")
-		if ids := strings.Fields(imgs.Out); len(ids) > 0 {
-			rm := run(t, 2*time.Minute, "docker", append([]string{"rmi", "-f"}, ids...)...)
-			require.Equal(t, 0, rm.Code, rm.String())
-		}
+		require.NoError(t, removeImages())
 		require.Empty(t, strings.TrimSpace(run(t, time.Minute, "docker", "images", "-q", imagePrefix+"/*").Out))
 
 		r := cluster(t, cfg, 15*time.Minute, "up")

@@ -75,9 +75,9 @@ func TestSwarm(t *testing.T) {
 	t.Logf("swarm bring-up:\n%s", r.Err+r.Out)
 	assert.Contains(t, r.Out, "is up (swarm): head, 2 worker(s) (w1 w2), user node, redis")
 	assert.Contains(t, r.Err, "smoke jobs succeeded as alice (uid 2301 in the sandbox) on:")
-	if made {
-		assert.Contains(t, r.Err, "made a swarm, managed from 127.0.0.1")
-	}
+	// The test made the swarm (or found one): build_cluster.sh uses it.
+	assert.NotContains(t, r.Err, "made a swarm")
+	t.Logf("swarm made by this test: %v", made)
 	svcs := run(t, time.Minute, "docker", "stack", "services", "--format", "{{.Name}} {{.Replicas}}", "ferry-e2e-swarm")
 	for _, s := range []string{"redis", "head", "user", "w1", "w2"} {
 		assert.Contains(t, svcs.Out, "ferry-e2e-swarm_"+s+" 1/1", svcs.String())
