@@ -504,8 +504,8 @@ build_images() {
 	rm -rf "$ctx"
 	install -d "$ctx/node" "$ctx/user/python"
 	cp "$STATE_DIR/build/bin/ferry" "$STATE_DIR/build/bin/ferryd" "$REPO/slurm/entrypoint" \
-		"$REPO/slurm/epilog" "$REPO/slurm/jobcomp" "$ctx/node/"
-	cp "$STATE_DIR/build/bin/ferry" "$REPO/slurm/entrypoint" "$ctx/user/"
+		"$REPO/slurm/image-setup" "$REPO/slurm/epilog" "$REPO/slurm/jobcomp" "$ctx/node/"
+	cp "$STATE_DIR/build/bin/ferry" "$REPO/slurm/entrypoint" "$REPO/slurm/image-setup" "$ctx/user/"
 	cp -r "$REPO/python/ferry" "$ctx/user/python/"
 	find "$ctx" -name __pycache__ -prune -exec rm -rf {} +
 	build_image node "$REPO/slurm/Dockerfile" "$ctx/node" $nocache
