@@ -20,9 +20,10 @@
 #
 # Every setting is in config.sh (or the file --config or $FERRY_CLUSTER_CONFIG
 # names). The host needs Docker Engine and docker-compose (Debian: docker.io,
-# docker-compose; MODE=swarm needs no compose), root, and Go to build ferry's
-# binaries; debootstrap is installed on Debian hosts when the base image has
-# to be bootstrapped. MODE=swarm deploys the same services as a stack on the
+# docker-compose; MODE=swarm needs no compose) and root; without Go, ferry's
+# binaries are built in a container (build/gobuild.Dockerfile), which needs
+# the Go module proxy. debootstrap is installed on Debian hosts when the
+# base image has to be bootstrapped. MODE=swarm deploys the same services as a stack on the
 # swarm this host manages (made when there is none): see README.
 # Re-running `up` on a running cluster changes nothing and says so.
 #
@@ -438,27 +439,59 @@ BASE_IMAGE() { echo "$IMAGE_PREFIX/debian:bookworm"; }
 image_id() { docker image inspect -f '{{.Id}}' "$1" 2>/dev/null || true; }
 
 build_binaries() {
-	command -v go >/dev/null || die "go is not installed: it builds ferry's binaries (https://go.dev/dl, or /usr/local/go)"
 	local out=$STATE_DIR/build/bin name
 	install -d -m 0755 "$out"
+	if [[ ${FERRY_BUILD_IN_CONTAINER:-0} == 1 ]] || ! command -v go >/dev/null; then
+		build_binaries_in_container "$out"
+	else
+		for name in ferry ferryd; do
+			(cd "$REPO" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -o "$out/.$name" "./cmd/$name") ||
+				die "go build ./cmd/$name failed"
+		done
+	fi
 	for name in ferry ferryd; do
-		(cd "$REPO" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -o "$out/.$name" "./cmd/$name") ||
-			die "go build ./cmd/$name failed"
 		if [[ -f $out/$name ]] && cmp -s "$out/.$name" "$out/$name"; then rm -f "$out/.$name"; else mv "$out/.$name" "$out/$name"; fi
 	done
 }
 
-# build_image NAME DOCKERFILE CONTEXT [--no-cache]: build IMAGE_PREFIX/NAME:TAG
-# unless an image of that tag was built from the very same inputs (the
-# Dockerfile, the context's files, the base image and the build args).
+# build_binaries_in_container OUT: go build in a container of the Go
+# builder image (build/gobuild.Dockerfile), for a host with Docker alone.
+# The module and build caches stay in STATE_DIR/build/go; the host's trust
+# store and GOPROXY settings are handed in, so it reaches the same module
+# proxy the host does.
+build_binaries_in_container() {
+	local out=$1 img=$IMAGE_PREFIX/gobuild:bookworm v
+	build_image gobuild "$REPO/build/gobuild.Dockerfile" "$REPO/build" "" --build-arg "DEBIAN_MIRROR=$DEBIAN_MIRROR"
+	install -d -m 0700 "$STATE_DIR/build/go"
+	local -a args=(--rm --network bridge -v "$REPO:/src:ro" -v "$STATE_DIR/build/go:/root/go" -v "$out:/out" -w /src)
+	[[ -d /etc/ssl/certs ]] && args+=(-v /etc/ssl/certs:/etc/ssl/certs:ro)
+	for v in GOPROXY GOSUMDB GONOSUMDB GOPRIVATE GONOPROXY GOINSECURE; do
+		[[ -z ${!v:-} ]] || args+=(-e "$v=${!v}")
+	done
+	local why="no Go on this host"
+	[[ ${FERRY_BUILD_IN_CONTAINER:-0} != 1 ]] || why="FERRY_BUILD_IN_CONTAINER=1"
+	log "building ferry and ferryd in $img ($why)"
+	docker run "${args[@]}" "$img" sh -c 'go build -trimpath -o /out/.ferry ./cmd/ferry && go build -trimpath -o /out/.ferryd ./cmd/ferryd' \
+		>"$STATE_DIR/build/go.log" 2>&1 || {
+		tail -n 20 "$STATE_DIR/build/go.log" >&2
+		die "building ferry in $img failed (log: $STATE_DIR/build/go.log)"
+	}
+}
+
+# build_image NAME DOCKERFILE CONTEXT [--no-cache|""] [BUILD-ARGS...]: build
+# IMAGE_PREFIX/NAME:TAG unless an image of that tag was built from the very
+# same inputs (the Dockerfile, the context's files, the base image and the
+# build args). The Go builder is tagged bookworm.
 build_image() {
 	local name=$1 dockerfile=$2 ctx=$3 nocache=${4:-} img="$IMAGE_PREFIX/$1:$IMAGE_TAG" inputs have
+	shift 4 2>/dev/null || shift $#
+	[[ $name != gobuild ]] || img=$IMAGE_PREFIX/gobuild:bookworm
 	local -a args=(--build-arg "BASE_IMAGE=$(BASE_IMAGE)" --build-arg "MUNGE_UID=$MUNGE_UID"
-		--build-arg "MUNGE_GID=$MUNGE_GID" --build-arg "SLURM_UID=$SLURM_UID" --build-arg "SLURM_GID=$SLURM_GID")
+		--build-arg "MUNGE_GID=$MUNGE_GID" --build-arg "SLURM_UID=$SLURM_UID" --build-arg "SLURM_GID=$SLURM_GID" "$@")
 	inputs=$({
 		printf '%s\n' "${args[@]}" "$(image_id "$(BASE_IMAGE)")"
 		sha256sum "$dockerfile" | cut -d' ' -f1
-		(cd "$ctx" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
+		(cd "$ctx" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum)
 	} | sha256sum | cut -c1-16)
 	have=$(docker image inspect -f '{{index .Config.Labels "ferry.inputs"}}' "$img" 2>/dev/null || true)
 	if [[ -z $nocache && $have == "$inputs" ]]; then
@@ -469,7 +502,7 @@ build_image() {
 	[[ -z $old ]] || REPLACED+=("$old")
 	log "building $img"
 	local t=$SECONDS
-	DOCKER_BUILDKIT=0 docker build -q $nocache "${args[@]}" --label "ferry.inputs=$inputs" \
+	DOCKER_BUILDKIT=0 docker build -q ${nocache:+"$nocache"} "${args[@]}" --label "ferry.inputs=$inputs" \
 		--label "ferry.cluster=$CLUSTER_NAME" -f "$dockerfile" -t "$img" "$ctx" >"$STATE_DIR/build/$name.log" 2>&1 || {
 		tail -n 30 "$STATE_DIR/build/$name.log" >&2
 		die "docker build of $img failed (log: $STATE_DIR/build/$name.log)"

@@ -26,6 +26,9 @@ import (
 // run in order; the cluster is purged at the end.
 func TestCluster(t *testing.T) {
 	enabled(t)
+	// As on a host with Docker alone: ferry's binaries are built in a
+	// container (the host's Go would build the very same bytes).
+	t.Setenv("FERRY_BUILD_IN_CONTAINER", "1")
 	cfg := writeConfig(t, root)
 	t.Cleanup(func() {
 		if os.Getenv("FERRY_KEEP_CLUSTER") == "1" {
@@ -54,6 +57,7 @@ func TestCluster(t *testing.T) {
 		t.Logf("cold bring-up:\n%s", r.Err+r.Out)
 		assert.Contains(t, r.Out, "is up (compose): head, 2 worker(s) (w1 w2), user node, redis")
 		assert.Contains(t, r.Err, "built "+imagePrefix+"/debian:bookworm and "+imagePrefix+"/sandbox:test")
+		assert.Contains(t, r.Err, "building ferry and ferryd in "+imagePrefix+"/gobuild:bookworm")
 		assert.Contains(t, r.Err, "smoke jobs succeeded as alice (uid 2301 in the sandbox) on:")
 		for _, img := range []string{"debian:bookworm", "node:test", "user:test", "sandbox:test"} {
 			assert.Equal(t, 0, run(t, time.Minute, "docker", "image", "inspect", imagePrefix+"/"+img).Code, "image %s", img)
