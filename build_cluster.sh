@@ -371,7 +371,11 @@ prepare_state() {
 	fi
 	local n
 	for n in "${USER_NAMES[@]}"; do printf '%s:%s\n' "$n" "${USER_UIDS[$n]}"; done >"$STATE_DIR/.users"
-	put "$STATE_DIR/users.list" "$STATE_DIR/.users" && changed "users list"
+	USERS_CHANGED=0
+	put "$STATE_DIR/users.list" "$STATE_DIR/.users" && {
+		USERS_CHANGED=1
+		changed "users list"
+	}
 	chmod 0644 "$STATE_DIR/users.list"
 	render_slurm_conf >"$STATE_DIR/.slurm.conf"
 	SLURM_CONF_CHANGED=0
@@ -721,6 +725,14 @@ cmd_up() {
 	wait_cluster
 	if ((SLURM_CONF_CHANGED)) && [[ $before == "$after" ]]; then
 		in_svc head scontrol reconfigure && log "slurm.conf changed: scontrol reconfigure"
+	fi
+	if ((USERS_CHANGED)); then
+		# Containers that were not recreated read the list when they started:
+		# create the new accounts in them now.
+		local s
+		for s in head user "${WORKER_NAMES[@]}"; do
+			in_svc "$s" /usr/local/lib/ferry/entrypoint users || die "creating the users list's accounts in $s failed"
+		done
 	fi
 	[[ ${FERRY_CLUSTER_SMOKE:-1} == 0 ]] || smoke
 	remove_replaced

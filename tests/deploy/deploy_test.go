@@ -86,6 +86,28 @@ func TestCluster(t *testing.T) {
 		assert.Equal(t, before, composeContainers(t), "same containers (ids) started at the same times")
 	})
 
+	t.Run("a user added to the list can submit at once", func(t *testing.T) {
+		before := composeContainers(t)
+		require.NoError(t, os.RemoveAll(filepath.Join(homeRoot, "carol"))) // an earlier run's
+		f, err := os.OpenFile(filepath.Join(root, "users.list"), os.O_APPEND|os.O_WRONLY, 0)
+		require.NoError(t, err)
+		_, err = fmt.Fprintf(f, "carol:%d\n", carolUID)
+		require.NoError(t, err)
+		require.NoError(t, f.Close())
+		r := cluster(t, cfg, 10*time.Minute, "up")
+		require.Equal(t, 0, r.Code, r.String())
+		assert.Contains(t, r.Err, "changed: users list")
+		assert.Contains(t, r.Err, "changed: created home "+homeRoot+"/carol")
+		assert.Equal(t, before, composeContainers(t), "no container recreated for a new user")
+
+		p := project(t, "carol", carolUID, "hello", map[string]string{"run.sh": intervalJob})
+		id := submit(t, "carol", p, "--", "sh", "run.sh", "1")
+		waitState(t, "carol", id, 3*time.Minute, job.Succeeded)
+		uid, err := os.ReadFile(filepath.Join(homeRoot, "carol", ".ferry", "jobs", string(id), "outputs", "uid"))
+		require.NoError(t, err)
+		assert.Equal(t, fmt.Sprintf("%d\n", carolUID), string(uid))
+	})
+
 	fmt.Printf("BENCH cluster bring-up (2 workers, build_cluster.sh up): from no images %.0f s (target < 600 s); with images built %.1f s (target < 60 s)\n",
 		cold.Seconds(), warm.Seconds())
 

@@ -30,6 +30,7 @@ const (
 	aliceUID    = 2301
 	bob         = "bob"
 	bobUID      = 2302
+	carolUID    = 2303 // added to the users list while the cluster runs
 )
 
 // enabled fails the test under CI=true when FERRY_E2E_DEPLOY is not set
