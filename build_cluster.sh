@@ -467,7 +467,8 @@ build_binaries_in_container() {
 	local out=$1 img=$IMAGE_PREFIX/gobuild:bookworm v
 	build_image gobuild "$REPO/build/gobuild.Dockerfile" "$REPO/build" "" --build-arg "DEBIAN_MIRROR=$DEBIAN_MIRROR"
 	install -d -m 0700 "$STATE_DIR/build/go"
-	local -a args=(--rm --network bridge -v "$REPO:/src:ro" -v "$STATE_DIR/build/go:/root/go" -v "$out:/out" -w /src)
+	local -a args=(--rm --network bridge -v "$REPO:/src:ro" -v "$STATE_DIR/build/go:/root/go" -v "$out:/out" -w /src
+		-e GOCACHE=/root/go/cache)
 	[[ -d /etc/ssl/certs ]] && args+=(-v /etc/ssl/certs:/etc/ssl/certs:ro)
 	for v in GOPROXY GOSUMDB GONOSUMDB GOPRIVATE GONOPROXY GOINSECURE; do
 		[[ -z ${!v:-} ]] || args+=(-e "$v=${!v}")
