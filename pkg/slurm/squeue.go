@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -32,10 +33,18 @@ type Job struct {
 	Partition   string
 	Nodes       string // hostlist, e.g. "w[1-2]"; "" when none allocated
 	Submit      time.Time
-	Start       time.Time // zero until the job started (Slurm's estimate for a pending job is dropped)
+	Start       time.Time // zero until the job started (a pending job's estimate is EstStart)
 	End         time.Time // zero until the job ended (Slurm's estimate for a running job is dropped)
-	TimeLimit   string    // as squeue prints it: "10:00", "1-00:00:00", "UNLIMITED"
-	WorkDir     string    // the job's working dir (sbatch --chdir): a ferry job's job dir
+	// EstStart is when Slurm expects a pending job to start (its backfill
+	// scheduler's estimate, squeue's StartTime for a pending job). It is
+	// zero for any other job, and when Slurm has no estimate or gives one
+	// that has already passed.
+	EstStart  time.Time
+	TimeLimit string // as squeue prints it: "10:00", "1-00:00:00", "UNLIMITED"
+	// Priority is Slurm's scheduling priority: among pending jobs, higher
+	// starts first. 0 for a held job.
+	Priority int64
+	WorkDir  string // the job's working dir (sbatch --chdir): a ferry job's job dir
 }
 
 // Separators. The unit separator ends each field, the record separator ends
@@ -50,11 +59,13 @@ const (
 // the ones users control: WorkDir (a path), Name and Comment, last, so that
 // a separator inside them can shift only those three, never an id, a state
 // or an owner. JobArrayID, not JobID: squeue's "JobID"
-// is the unique numeric id (125), "JobArrayID" prints 123_4.
+// is the unique numeric id (125), "JobArrayID" prints 123_4. PriorityLong,
+// not Priority: "Priority" prints the priority divided by 2^32-1 as a
+// fraction ("0.99998474121093"), "PriorityLong" the integer itself.
 var squeueFields = []string{
 	"JobArrayID", "JobID", "ArrayJobID", "ArrayTaskID", "State", "Reason",
 	"UserID", "UserName", "Partition", "NodeList",
-	"SubmitTime", "StartTime", "EndTime", "TimeLimit",
+	"SubmitTime", "StartTime", "EndTime", "TimeLimit", "PriorityLong",
 	"WorkDir", "Name", "Comment",
 }
 
@@ -113,7 +124,13 @@ func (c *Client) Jobs(ctx context.Context, q Query) ([]Job, error) {
 }
 
 // ParseJobs parses the output of the squeue command line SqueueArgs builds.
+// A pending job's estimated start that is already past is dropped.
 func ParseJobs(out []byte) ([]Job, error) {
+	return parseJobs(out, time.Now())
+}
+
+// parseJobs is ParseJobs at the time now.
+func parseJobs(out []byte, now time.Time) ([]Job, error) {
 	recs := bytes.Split(out, []byte(recordEnd+"\n"))
 	jobs := make([]Job, 0, len(recs)-1)
 	for i, rec := range recs {
@@ -131,7 +148,7 @@ func ParseJobs(out []byte) ([]Job, error) {
 			}
 			rec = rec[nl+1:]
 		}
-		j, err := parseJob(string(rec))
+		j, err := parseJob(string(rec), now)
 		if err != nil {
 			return nil, err
 		}
@@ -141,9 +158,9 @@ func ParseJobs(out []byte) ([]Job, error) {
 }
 
 // numFields is len(squeueFields), as a constant for parseJob's array.
-const numFields = 17
+const numFields = 18
 
-func parseJob(rec string) (Job, error) {
+func parseJob(rec string, now time.Time) (Job, error) {
 	var f [numFields]string
 	rest, n := rec, 0
 	for ; n < numFields-1; n++ {
@@ -175,9 +192,10 @@ func parseJob(rec string) (Job, error) {
 		Start:       parseTime(f[11]),
 		End:         parseTime(f[12]),
 		TimeLimit:   str(f[13]),
-		WorkDir:     str(f[14]),
-		Name:        str(f[15]),
-		Comment:     str(f[16]),
+		Priority:    parsePriority(f[14]),
+		WorkDir:     str(f[15]),
+		Name:        str(f[16]),
+		Comment:     str(f[17]),
 	}
 	if j.ID == "" || j.State == "" {
 		return Job{}, fmt.Errorf("squeue: no job id or state in %q", truncate(rec, 200))
@@ -196,6 +214,11 @@ func parseJob(rec string) (Job, error) {
 	}
 	switch baseState(j.State) {
 	case "PENDING", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD":
+		// StartTime is the scheduler's estimate; EndTime that plus the
+		// time limit.
+		if j.Start.After(now) {
+			j.EstStart = j.Start
+		}
 		j.Start, j.End = time.Time{}, time.Time{}
 	case "RUNNING", "CONFIGURING", "SUSPENDED", "STOPPED", "RESIZING":
 		j.End = time.Time{}
@@ -232,6 +255,19 @@ func parseTime(s string) time.Time {
 	return time.Time{}
 }
 
+// parsePriority reads squeue's PriorityLong (an unsigned 32-bit integer).
+// A fraction is read as squeue's "Priority" field prints it (the priority
+// over 2^32-1); anything unreadable is 0.
+func parsePriority(s string) int64 {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return max(n, 0)
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil && f > 0 && f <= 1 {
+		return int64(math.Round(f * math.MaxUint32))
+	}
+	return 0
+}
+
 // FerryID is the ferry job id carried in the comment "ferry:<id>".
 func (j Job) FerryID() (job.ID, bool) {
 	rest, ok := strings.CutPrefix(j.Comment, "ferry:")
@@ -259,17 +295,24 @@ func (j Job) Observed() (job.State, string) {
 }
 
 // ObservedState maps a raw Slurm job state and reason code onto ferry's
-// observed state and a human reason.
+// observed state and a human reason. A pending job's reason is "waiting: "
+// and PendingReason's sentence ("waiting: other jobs have higher
+// priority"), or the sentence alone when it says "waiting" itself
+// ("waiting for a free node"); "waiting" when Slurm gives no reason.
 func ObservedState(state, reason string) (job.State, string) {
 	if reason == "None" {
 		reason = ""
 	}
 	switch s := baseState(state); s {
 	case "PENDING":
-		if reason == "" {
+		s := PendingReason(reason)
+		switch {
+		case s == "":
 			return job.Queued, "waiting"
+		case strings.HasPrefix(s, "waiting "):
+			return job.Queued, s // "waiting for a free node", not "waiting: waiting ..."
 		}
-		return job.Queued, "waiting: " + reason
+		return job.Queued, "waiting: " + s
 	case "RESV_DEL_HOLD":
 		return job.Queued, "held: its reservation was deleted"
 	case "CONFIGURING":
@@ -326,7 +369,8 @@ func ObservedState(state, reason string) (job.State, string) {
 // FormatJobs renders jobs the way the squeue command line SqueueArgs builds
 // prints them (times as Unix seconds): the inverse of ParseJobs, for fake
 // Slurm listings in tests and benchmarks. Zero times print as "N/A", an
-// empty reason as "None", and a missing array task or uid as Slurm does.
+// empty reason as "None", and a missing array task or uid as Slurm does; a
+// pending job's EstStart prints as its StartTime.
 func FormatJobs(jobs []Job) []byte {
 	var b bytes.Buffer
 	b.Grow(len(jobs) * 200)
@@ -360,10 +404,14 @@ func FormatJobs(jobs []Job) []byte {
 		if rawID == "" {
 			rawID = j.ID
 		}
+		start := j.Start
+		if start.IsZero() {
+			start = j.EstStart
+		}
 		fields := []string{
 			j.ID, rawID, arrayJob, task, j.State, reason,
 			uid, j.User, orNA(j.Partition), j.Nodes,
-			unix(j.Submit), unix(j.Start), unix(j.End), orNA(j.TimeLimit),
+			unix(j.Submit), unix(start), unix(j.End), orNA(j.TimeLimit), strconv.FormatInt(j.Priority, 10),
 			orNA(j.WorkDir), orNA(j.Name), orNA(j.Comment),
 		}
 		for i, f := range fields {

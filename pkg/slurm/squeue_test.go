@@ -18,7 +18,7 @@ const ferryID = "01jd8x3k5m7n9p1q3r5s7t9v2w"
 func TestSqueueArgs(t *testing.T) {
 	const format = "JobArrayID:0\x1f,JobID:0\x1f,ArrayJobID:0\x1f,ArrayTaskID:0\x1f,State:0\x1f,Reason:0\x1f," +
 		"UserID:0\x1f,UserName:0\x1f,Partition:0\x1f,NodeList:0\x1f," +
-		"SubmitTime:0\x1f,StartTime:0\x1f,EndTime:0\x1f,TimeLimit:0\x1f,WorkDir:0\x1f,Name:0\x1f,Comment:0\x1e"
+		"SubmitTime:0\x1f,StartTime:0\x1f,EndTime:0\x1f,TimeLimit:0\x1f,PriorityLong:0\x1f,WorkDir:0\x1f,Name:0\x1f,Comment:0\x1e"
 	base := []string{"-h", "-a", "-t", "all", "-r", "--noconvert", "-O", format}
 	tests := []struct {
 		name    string
@@ -49,23 +49,27 @@ func TestSqueueArgs(t *testing.T) {
 // squeueOutput is what squeue prints for a small, busy queue: a running
 // ferry job, a pending array (tasks expanded by -r) of which one task runs,
 // a pending job with N/A and Unknown times, a cancelled job, foreign jobs
-// with a null comment and with a comment and a name holding the separators.
+// with a null comment and with a comment and a name holding the separators,
+// and a pending job with an estimated start in 2100 (102_1's, in 2025, has
+// passed).
 var squeueOutput = squeueLine("101", "101", "101", "N/A", "RUNNING", "None", "1000", "alice", "debug", "w1",
-	"1763808000", "1763808001", "1763808601", "10:00", "/home/alice/.ferry/jobs/"+ferryID, "ferry/demo", "ferry:"+ferryID) +
+	"1763808000", "1763808001", "1763808601", "10:00", "4294901659", "/home/alice/.ferry/jobs/"+ferryID, "ferry/demo", "ferry:"+ferryID) +
 	squeueLine("102_0", "103", "102", "0", "RUNNING", "None", "1000", "alice", "debug", "w2",
-		"1763808010", "1763808011", "1763811611", "1:00:00", "/home/alice/.ferry/sweeps", "ferry/sweep", "ferry:"+ferryID) +
+		"1763808010", "1763808011", "1763811611", "1:00:00", "4294901658", "/home/alice/.ferry/sweeps", "ferry/sweep", "ferry:"+ferryID) +
 	squeueLine("102_1", "102", "102", "1", "PENDING", "Resources", "1000", "alice", "debug", "",
-		"1763808010", "1763811611", "1763815211", "1:00:00", "/home/alice/.ferry/sweeps", "ferry/sweep", "ferry:"+ferryID) +
+		"1763808010", "1763811611", "1763815211", "1:00:00", "4294901658", "/home/alice/.ferry/sweeps", "ferry/sweep", "ferry:"+ferryID) +
 	squeueLine("102_2", "102", "102", "2", "PENDING", "Resources", "1000", "alice", "debug", "",
-		"1763808010", "N/A", "Unknown", "1:00:00", "/home/alice/.ferry/sweeps", "ferry/sweep", "ferry:"+ferryID) +
+		"1763808010", "N/A", "Unknown", "1:00:00", "4294901658", "/home/alice/.ferry/sweeps", "ferry/sweep", "ferry:"+ferryID) +
 	squeueLine("104", "104", "104", "N/A", "PENDING", "Priority", "1001", "bob", "gpu", "",
-		"1763808020", "0", "NONE", "UNLIMITED", "/home/bob", "bash", "(null)") +
+		"1763808020", "0", "NONE", "UNLIMITED", "1000", "/home/bob", "bash", "(null)") +
 	squeueLine("105", "105", "105", "N/A", "CANCELLED", "None", "1001", "bob", "debug", "w1",
-		"1763807000", "1763807001", "1763807100", "1-00:00:00", "/home/bob/a b", "train", "") +
+		"1763807000", "1763807001", "1763807100", "1-00:00:00", "0", "/home/bob/a b", "train", "") +
 	squeueLine("106", "106", "106", "N/A", "FAILED", "NonZeroExitCode", "1002", "carol", "debug", "w[1-2]",
-		"1763807000", "1763807001", "1763807100", "5:00", "(null)", "a\x1fname", "ferry:x\x1fy\nz") +
+		"1763807000", "1763807001", "1763807100", "5:00", "4294901654", "(null)", "a\x1fname", "ferry:x\x1fy\nz") +
 	squeueLine("107", "107", "107", "N/A", "COMPLETED", "None", "1003", "1003", "debug", "w1",
-		"2026-11-22T10:00:00", "2026-11-22T10:00:01", "2026-11-22T10:00:02", "5:00", "/tmp", "(null)", "  spaced  ")
+		"2026-11-22T10:00:00", "2026-11-22T10:00:01", "2026-11-22T10:00:02", "5:00", "4294901653", "/tmp", "(null)", "  spaced  ") +
+	squeueLine("108", "108", "108", "N/A", "PENDING", "QOSMaxJobsPerUserLimit", "1000", "alice", "debug", "",
+		"1763808030", "4102444800", "4102448400", "1:00:00", "4294901652", "/home/alice", "ferry/later", "(null)")
 
 func TestJobsParsing(t *testing.T) {
 	f := &fakeRunner{replies: map[string]reply{"squeue": {Out: squeueOutput}}}
@@ -82,20 +86,21 @@ func TestJobsParsing(t *testing.T) {
 	want := []Job{
 		{ID: "101", RawID: "101", ArrayJobID: "101", ArrayTaskID: -1, Name: "ferry/demo", State: "RUNNING",
 			Comment: "ferry:" + ferryID, User: "alice", UID: 1000, Partition: "debug", Nodes: "w1",
-			Submit: time.Unix(1763808000, 0), Start: time.Unix(1763808001, 0), TimeLimit: "10:00",
+			Submit: time.Unix(1763808000, 0), Start: time.Unix(1763808001, 0), TimeLimit: "10:00", Priority: 4294901659,
 			WorkDir: "/home/alice/.ferry/jobs/" + ferryID},
 		{ID: "102_0", RawID: "103", ArrayJobID: "102", ArrayTaskID: 0, Name: "ferry/sweep", State: "RUNNING",
 			Comment: "ferry:" + ferryID, User: "alice", UID: 1000, Partition: "debug", Nodes: "w2",
-			Submit: time.Unix(1763808010, 0), Start: time.Unix(1763808011, 0), TimeLimit: "1:00:00",
+			Submit: time.Unix(1763808010, 0), Start: time.Unix(1763808011, 0), TimeLimit: "1:00:00", Priority: 4294901658,
 			WorkDir: "/home/alice/.ferry/sweeps"},
 		{ID: "102_1", RawID: "102", ArrayJobID: "102", ArrayTaskID: 1, Name: "ferry/sweep", State: "PENDING", Reason: "Resources",
 			Comment: "ferry:" + ferryID, User: "alice", UID: 1000, Partition: "debug",
-			Submit: time.Unix(1763808010, 0), TimeLimit: "1:00:00", WorkDir: "/home/alice/.ferry/sweeps"},
+			Submit: time.Unix(1763808010, 0), TimeLimit: "1:00:00", Priority: 4294901658, WorkDir: "/home/alice/.ferry/sweeps"},
 		{ID: "102_2", RawID: "102", ArrayJobID: "102", ArrayTaskID: 2, Name: "ferry/sweep", State: "PENDING", Reason: "Resources",
 			Comment: "ferry:" + ferryID, User: "alice", UID: 1000, Partition: "debug",
-			Submit: time.Unix(1763808010, 0), TimeLimit: "1:00:00", WorkDir: "/home/alice/.ferry/sweeps"},
+			Submit: time.Unix(1763808010, 0), TimeLimit: "1:00:00", Priority: 4294901658, WorkDir: "/home/alice/.ferry/sweeps"},
 		{ID: "104", RawID: "104", ArrayJobID: "104", ArrayTaskID: -1, Name: "bash", State: "PENDING", Reason: "Priority",
-			User: "bob", UID: 1001, Partition: "gpu", Submit: time.Unix(1763808020, 0), TimeLimit: "UNLIMITED", WorkDir: "/home/bob"},
+			User: "bob", UID: 1001, Partition: "gpu", Submit: time.Unix(1763808020, 0), TimeLimit: "UNLIMITED", Priority: 1000,
+			WorkDir: "/home/bob"},
 		{ID: "105", RawID: "105", ArrayJobID: "105", ArrayTaskID: -1, Name: "train", State: "CANCELLED",
 			User: "bob", UID: 1001, Partition: "debug", Nodes: "w1", Submit: time.Unix(1763807000, 0),
 			Start: time.Unix(1763807001, 0), End: time.Unix(1763807100, 0), TimeLimit: "1-00:00:00", WorkDir: "/home/bob/a b"},
@@ -103,11 +108,15 @@ func TestJobsParsing(t *testing.T) {
 		// two free-text fields can be affected, never the state or ids.
 		{ID: "106", RawID: "106", ArrayJobID: "106", ArrayTaskID: -1, Name: "a", State: "FAILED", Reason: "NonZeroExitCode",
 			Comment: "name\x1fferry:x\x1fy\nz", User: "carol", UID: 1002, Partition: "debug", Nodes: "w[1-2]",
-			Submit: time.Unix(1763807000, 0), Start: time.Unix(1763807001, 0), End: time.Unix(1763807100, 0), TimeLimit: "5:00"},
+			Submit: time.Unix(1763807000, 0), Start: time.Unix(1763807001, 0), End: time.Unix(1763807100, 0), TimeLimit: "5:00",
+			Priority: 4294901654},
 		{ID: "107", RawID: "107", ArrayJobID: "107", ArrayTaskID: -1, State: "COMPLETED", Comment: "  spaced  ",
 			User: "1003", UID: 1003, Partition: "debug", Nodes: "w1",
 			Submit: local("2026-11-22T10:00:00"), Start: local("2026-11-22T10:00:01"), End: local("2026-11-22T10:00:02"), TimeLimit: "5:00",
-			WorkDir: "/tmp"},
+			Priority: 4294901653, WorkDir: "/tmp"},
+		{ID: "108", RawID: "108", ArrayJobID: "108", ArrayTaskID: -1, Name: "ferry/later", State: "PENDING", Reason: "QOSMaxJobsPerUserLimit",
+			User: "alice", UID: 1000, Partition: "debug", Submit: time.Unix(1763808030, 0), EstStart: time.Unix(4102444800, 0),
+			TimeLimit: "1:00:00", Priority: 4294901652, WorkDir: "/home/alice"},
 	}
 	assert.Equal(t, want, jobs)
 
@@ -126,7 +135,7 @@ func TestParseJobsErrors(t *testing.T) {
 		out     string
 		wantErr string
 	}{
-		{name: "too few fields", out: "1\x1fRUNNING\x1e\n", wantErr: "squeue: want 17 fields, got 2"},
+		{name: "too few fields", out: "1\x1fRUNNING\x1e\n", wantErr: "squeue: want 18 fields, got 2"},
 		{name: "unterminated", out: squeueOutput + "12\x1f13", wantErr: "squeue: unterminated line"},
 		{name: "old format", out: "JOBID PARTITION NAME\n", wantErr: "squeue: unterminated line"},
 	}
@@ -146,7 +155,7 @@ func TestParseJobsErrors(t *testing.T) {
 	t.Run("cluster header", func(t *testing.T) {
 		jobs, err := ParseJobs([]byte("CLUSTER: linux\n" + squeueOutput))
 		require.NoError(t, err)
-		assert.Len(t, jobs, 8)
+		assert.Len(t, jobs, 9)
 		assert.Equal(t, "101", jobs[0].ID)
 	})
 }
@@ -213,8 +222,11 @@ func TestObserved(t *testing.T) {
 		want          job.State
 		wantReason    string
 	}{
-		{"PENDING", "Resources", job.Queued, "waiting: Resources"},
-		{"PENDING", "Priority", job.Queued, "waiting: Priority"},
+		{"PENDING", "Resources", job.Queued, "waiting for a free node"},
+		{"PENDING", "Priority", job.Queued, "waiting: other jobs have higher priority"},
+		{"PENDING", "JobHeldUser", job.Queued, "waiting: held by its owner: `scontrol release` lets it start"},
+		{"PENDING", "QOSGrpCpuLimit", job.Queued, "waiting: the jobs of its QOS together use all the CPUs the QOS allows"},
+		{"PENDING", "SomethingNew", job.Queued, "waiting: Slurm says: SomethingNew"},
 		{"PENDING", "", job.Queued, "waiting"},
 		{"PENDING", "None", job.Queued, "waiting"},
 		{"RESV_DEL_HOLD", "", job.Queued, "held: its reservation was deleted"},
@@ -271,7 +283,9 @@ func TestObserved(t *testing.T) {
 // TestParseRecordedSqueue parses output recorded from Slurm 22.05's squeue
 // with the exact command line of SqueueArgs (testdata/squeue-22.05.out).
 // The WorkDir column was added to the recording when the field was added:
-// /tmp, the --chdir those test jobs were submitted with.
+// /tmp, the --chdir those test jobs were submitted with. So was the
+// PriorityLong column: priority/basic's 4294901760 minus the job id, 0 for
+// the jobs held when they were recorded.
 func TestParseRecordedSqueue(t *testing.T) {
 	out, err := os.ReadFile(filepath.Join("testdata", "squeue-22.05.out"))
 	require.NoError(t, err)
@@ -289,8 +303,10 @@ func TestParseRecordedSqueue(t *testing.T) {
 	pending := byID["36"]
 	st, reason := pending.Observed()
 	assert.Equal(t, job.Queued, st)
-	assert.Equal(t, "waiting: Resources", reason)
+	assert.Equal(t, "waiting for a free node", reason)
 	assert.Equal(t, "10:00", pending.TimeLimit)
+	assert.Equal(t, int64(4294901724), pending.Priority)
+	assert.True(t, pending.EstStart.IsZero(), "StartTime N/A: no estimate")
 	assert.True(t, pending.Start.IsZero())
 	assert.True(t, pending.End.IsZero())
 	assert.Equal(t, "", pending.Nodes)
@@ -305,6 +321,7 @@ func TestParseRecordedSqueue(t *testing.T) {
 		assert.Equal(t, "ferry/odd name", j.Name)
 		assert.Equal(t, "odd\x1fx | y\x1ez,  end ", j.Comment, "comment with both separators and spaces survives")
 		assert.Equal(t, "JobHeldUser", j.Reason)
+		assert.Equal(t, int64(0), j.Priority, "a held job has priority 0")
 	}
 	assert.Equal(t, 2, byID["35_2"].ArrayTaskID)
 
@@ -347,5 +364,58 @@ func TestFormatJobsRoundTrip(t *testing.T) {
 	assert.Equal(t, keep, back)
 
 	one := FormatJobs([]Job{{ID: "7", State: "PENDING", UID: -1, ArrayTaskID: -1}})
-	assert.Equal(t, "7\x1f7\x1f7\x1fN/A\x1fPENDING\x1fNone\x1f\x1f\x1fN/A\x1f\x1fN/A\x1fN/A\x1fN/A\x1fN/A\x1fN/A\x1fN/A\x1fN/A\x1e\n", string(one))
+	assert.Equal(t, "7\x1f7\x1f7\x1fN/A\x1fPENDING\x1fNone\x1f\x1f\x1fN/A\x1f\x1fN/A\x1fN/A\x1fN/A\x1fN/A\x1f0\x1fN/A\x1fN/A\x1fN/A\x1e\n", string(one))
+}
+
+// A pending job's StartTime is Slurm's estimate: kept as EstStart when it
+// is still to come, dropped when it has passed or is none. A started job's
+// StartTime is when it started, never an estimate.
+func TestParseEstStart(t *testing.T) {
+	now := time.Unix(1795347600, 0)
+	tests := []struct {
+		name, state, start string
+		wantStart, wantEst time.Time
+	}{
+		{name: "estimate ahead", state: "PENDING", start: "1795351200", wantEst: time.Unix(1795351200, 0)},
+		{name: "estimate passed", state: "PENDING", start: "1795347000"},
+		{name: "estimate now", state: "PENDING", start: "1795347600"},
+		{name: "no estimate", state: "PENDING", start: "N/A"},
+		{name: "unknown", state: "PENDING", start: "Unknown"},
+		{name: "held after requeue", state: "REQUEUE_HOLD", start: "1795351200", wantEst: time.Unix(1795351200, 0)},
+		{name: "running", state: "RUNNING", start: "1795347000", wantStart: time.Unix(1795347000, 0)},
+		{name: "running, odd future start", state: "RUNNING", start: "1795351200", wantStart: time.Unix(1795351200, 0)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := squeueLine("9", "9", "9", "N/A", tt.state, "Priority", "1000", "alice", "debug", "",
+				"1795347000", tt.start, "N/A", "10:00", "77", "/tmp", "x", "(null)")
+			jobs, err := parseJobs([]byte(out), now)
+			require.NoError(t, err)
+			require.Len(t, jobs, 1)
+			assert.Equal(t, tt.wantStart, jobs[0].Start)
+			assert.Equal(t, tt.wantEst, jobs[0].EstStart)
+			assert.Equal(t, int64(77), jobs[0].Priority)
+		})
+	}
+}
+
+func TestParsePriority(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+	}{
+		{"4294901659", 4294901659},
+		{"1", 1},
+		{"0", 0},
+		{"N/A", 0},
+		{"", 0},
+		{"-5", 0},
+		{"0.99998474121093", 4294901759}, // squeue's "Priority" field: the priority over 2^32-1
+		{"0.00000000000000", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			assert.Equal(t, tt.want, parsePriority(tt.in))
+		})
+	}
 }
