@@ -36,7 +36,7 @@ func TestTickMirrorsSlurmAndResults(t *testing.T) {
 
 	j := e.job(ok)
 	assert.Equal(t, job.Queued, j.State)
-	assert.Equal(t, "waiting: Priority", j.Reason)
+	assert.Equal(t, "waiting: other jobs have higher priority", j.Reason)
 	assert.Equal(t, e.user, j.User)
 	assert.Equal(t, "hello", j.Project)
 	assert.Equal(t, okLine.ID, j.SlurmID)
@@ -649,7 +649,7 @@ func TestNewSweepTaskBeforeItsSlurmID(t *testing.T) {
 	j := e.job(id)
 	assert.Equal(t, "600_0", j.SlurmID)
 	assert.Equal(t, job.Queued, j.State)
-	assert.Equal(t, "waiting: Priority", j.Reason, "Slurm's own reason, from the listing")
+	assert.Equal(t, "waiting: other jobs have higher priority", j.Reason, "Slurm's own reason, from the listing")
 }
 
 // sweepTask submits a job and turns it into task index of a new sweep
