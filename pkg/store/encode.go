@@ -28,6 +28,10 @@ const (
 	fSubmitted     = "submitted"
 	fStarted       = "started"
 	fEnded         = "ended"
+	fEstStart      = "est_start"
+	fPriority      = "priority"
+	fSweep         = "sweep"
+	fTaskIndex     = "task_index"
 	fParams        = "params"
 	fMetrics       = "metrics"
 	fMetricsOffset = "metrics_offset"
@@ -73,7 +77,7 @@ func compactJSON(raw json.RawMessage) string {
 
 // fields encodes j as hash fields; empty values are left out.
 func (j *Job) fields() map[string]string {
-	m := make(map[string]string, 21)
+	m := make(map[string]string, 25)
 	put := func(k, v string) {
 		if v != "" {
 			m[k] = v
@@ -99,6 +103,14 @@ func (j *Job) fields() map[string]string {
 	put(fSubmitted, formatTime(j.Submitted))
 	put(fStarted, formatTime(j.Started))
 	put(fEnded, formatTime(j.Ended))
+	put(fEstStart, formatTime(j.EstStart))
+	if j.Priority != 0 {
+		put(fPriority, strconv.FormatInt(j.Priority, 10))
+	}
+	if j.Sweep != "" {
+		put(fSweep, string(j.Sweep))
+		put(fTaskIndex, strconv.Itoa(j.TaskIndex))
+	}
 	put(fParams, compactJSON(j.Params))
 	put(fMetrics, compactJSON(j.Metrics))
 	if j.MetricsOffset > 0 {
@@ -121,7 +133,14 @@ func decodeJob(m map[string]string) (*Job, error) {
 		ID: job.ID(id), User: m[fUser], UID: -1, Project: m[fProject], Name: m[fName],
 		SlurmID: m[fSlurmID], ArrayIndex: -1, State: job.State(m[fState]), Reason: m[fReason],
 		Node: m[fNode], Submitted: parseTime(m[fSubmitted]), Started: parseTime(m[fStarted]),
-		Ended: parseTime(m[fEnded]), Dir: m[fDir], Image: m[fImage], Source: Source(m[fSource]), Updated: parseTime(m[fUpdated]),
+		Ended: parseTime(m[fEnded]), EstStart: parseTime(m[fEstStart]), Sweep: job.ID(m[fSweep]),
+		Dir: m[fDir], Image: m[fImage], Source: Source(m[fSource]), Updated: parseTime(m[fUpdated]),
+	}
+	if v, err := strconv.ParseInt(m[fPriority], 10, 64); err == nil {
+		j.Priority = v
+	}
+	if v, err := strconv.Atoi(m[fTaskIndex]); err == nil && j.Sweep != "" {
+		j.TaskIndex = v
 	}
 	if v, err := strconv.Atoi(m[fUID]); err == nil {
 		j.UID = v
@@ -175,6 +194,8 @@ func Equal(a, b *Job) bool {
 		a.Name == b.Name && a.SlurmID == b.SlurmID && max(a.ArrayIndex, -1) == max(b.ArrayIndex, -1) &&
 		a.State == b.State && a.Reason == b.Reason && sameInt(a.ExitCode, b.ExitCode) && a.Node == b.Node &&
 		sameTime(a.Submitted, b.Submitted) && sameTime(a.Started, b.Started) && sameTime(a.Ended, b.Ended) &&
+		sameTime(a.EstStart, b.EstStart) && a.Priority == b.Priority &&
+		a.Sweep == b.Sweep && (a.Sweep == "" || a.TaskIndex == b.TaskIndex) &&
 		sameJSON(a.Params, b.Params) && sameJSON(a.Metrics, b.Metrics) &&
 		max(a.MetricsOffset, 0) == max(b.MetricsOffset, 0) && a.Dir == b.Dir && a.Image == b.Image && a.Source == b.Source
 }
@@ -207,3 +228,11 @@ func (j *Job) score() float64 {
 	}
 	return float64(t.UnixMilli())
 }
+
+// queued reports whether the job belongs in the queue set.
+func (j *Job) queued() bool { return j.State == job.Queued }
+
+// queueScore is a queued job's place in the queue set: higher priority
+// first. Jobs of equal priority share a score, and Redis orders them by
+// member, the job id: a ULID, so in submit order.
+func (j *Job) queueScore() float64 { return -float64(j.Priority) }

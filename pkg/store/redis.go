@@ -26,6 +26,8 @@ type Options struct {
 	MaxEvents int64
 	// MaxMetricPoints caps each job's metric history; default 10000.
 	MaxMetricPoints int64
+	// MaxJobEvents caps each job's own event history; default 200.
+	MaxJobEvents int64
 	// Timeout bounds dialing, each read and each write; default 5 s.
 	Timeout time.Duration
 }
@@ -58,6 +60,9 @@ func Open(o Options) *Redis {
 	}
 	if o.MaxMetricPoints <= 0 {
 		o.MaxMetricPoints = 10000
+	}
+	if o.MaxJobEvents <= 0 {
+		o.MaxJobEvents = 200
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Second
@@ -118,22 +123,33 @@ func (r *Redis) Generation(ctx context.Context) (int64, error) {
 const metaGen = "gen"
 
 // Apply implements Store: one MULTI/EXEC transaction, one round trip.
+// Each event about a job is also appended to the job's own history (but
+// the removal of a job, whose history goes with it).
 func (r *Redis) Apply(ctx context.Context, b *Batch) (int64, error) {
 	now := time.Now()
 	pipe := r.c.TxPipeline()
 	gen := pipe.HIncrBy(ctx, r.k.Meta(), metaGen, 1)
+	if b.JobsFull {
+		pipe.Del(ctx, r.k.Queue())
+	}
 	for i := range b.Jobs {
 		r.writeJob(ctx, pipe, &b.Jobs[i], now)
 	}
+	removed := make(map[job.ID]bool, len(b.Removed))
 	for i := range b.Removed {
 		j := &b.Removed[i]
-		pipe.Del(ctx, r.k.Job(j.ID), r.k.Metrics(j.ID))
+		removed[j.ID] = true
+		pipe.Del(ctx, r.k.Job(j.ID), r.k.Metrics(j.ID), r.k.JobEvents(j.ID))
 		pipe.ZRem(ctx, r.k.Jobs(), string(j.ID))
+		pipe.ZRem(ctx, r.k.Queue(), string(j.ID))
 		if j.User != "" {
 			pipe.ZRem(ctx, r.k.User(j.User), string(j.ID))
 		}
 		if j.Project != "" {
 			pipe.ZRem(ctx, r.k.Project(j.Project), string(j.ID))
+		}
+		if j.Sweep != "" {
+			pipe.ZRem(ctx, r.k.Sweep(j.Sweep), string(j.ID))
 		}
 	}
 	for _, m := range b.Metrics {
@@ -164,6 +180,8 @@ func (r *Redis) Apply(ctx context.Context, b *Batch) (int64, error) {
 		}
 		pipe.HSet(ctx, r.k.Nodes(), vals...)
 	}
+	var perJob map[job.ID][]any // each job's events, in order
+	var order []job.ID
 	for _, e := range b.Events {
 		if e.At.IsZero() {
 			e.At = now
@@ -176,6 +194,21 @@ func (r *Redis) Apply(ctx context.Context, b *Batch) (int64, error) {
 			Stream: r.k.Events(), MaxLen: r.o.MaxEvents, Approx: true,
 			Values: []any{"type", e.Type, "id", string(e.ID), "user", e.User, "event", string(data)},
 		})
+		if e.ID == "" || e.Type == EventRemoved || removed[e.ID] {
+			continue
+		}
+		if perJob == nil {
+			perJob = map[job.ID][]any{}
+		}
+		if _, ok := perJob[e.ID]; !ok {
+			order = append(order, e.ID)
+		}
+		perJob[e.ID] = append(perJob[e.ID], string(data))
+	}
+	for _, id := range order {
+		key := r.k.JobEvents(id)
+		pipe.RPush(ctx, key, perJob[id]...)
+		pipe.LTrim(ctx, key, -r.o.MaxJobEvents, -1)
 	}
 	if len(b.Meta) > 0 {
 		vals := make([]any, 0, 2*len(b.Meta))
@@ -207,10 +240,21 @@ func (r *Redis) writeJob(ctx context.Context, pipe redis.Pipeliner, ch *JobChang
 			pipe.ZAdd(ctx, r.k.Project(n.Project), z)
 		}
 	}
+	sweep := func() {
+		pipe.ZAdd(ctx, r.k.Sweep(n.Sweep), redis.Z{Score: float64(n.TaskIndex), Member: string(n.ID)})
+	}
 	if ch.Old == nil {
 		pipe.Del(ctx, key)
 		pipe.HSet(ctx, key, flat(nf)...)
 		index()
+		if n.Sweep != "" {
+			sweep()
+		}
+		if n.queued() {
+			pipe.ZAdd(ctx, r.k.Queue(), redis.Z{Score: n.queueScore(), Member: string(n.ID)})
+		} else {
+			pipe.ZRem(ctx, r.k.Queue(), string(n.ID))
+		}
 		return
 	}
 	set, del := diffFields(ch.Old.fields(), nf)
@@ -231,6 +275,20 @@ func (r *Redis) writeJob(ctx context.Context, pipe redis.Pipeliner, ch *JobChang
 	}
 	if o.User != n.User || o.Project != n.Project || o.score() != n.score() {
 		index()
+	}
+	if o.Sweep != n.Sweep && o.Sweep != "" {
+		pipe.ZRem(ctx, r.k.Sweep(o.Sweep), string(n.ID))
+	}
+	if n.Sweep != "" && (o.Sweep != n.Sweep || o.TaskIndex != n.TaskIndex) {
+		sweep()
+	}
+	// The queue set moves only when a job joins or leaves the queue, or
+	// its priority changes.
+	switch {
+	case n.queued() && (!o.queued() || o.Priority != n.Priority):
+		pipe.ZAdd(ctx, r.k.Queue(), redis.Z{Score: n.queueScore(), Member: string(n.ID)})
+	case o.queued() && !n.queued():
+		pipe.ZRem(ctx, r.k.Queue(), string(n.ID))
 	}
 }
 
@@ -305,10 +363,13 @@ func (r *Redis) Job(ctx context.Context, id job.ID) (*Job, error) {
 	return decodeJob(m)
 }
 
-// Jobs reads one page of jobs, newest first, and how many the index holds.
+// Jobs reads one page of jobs, and how many the index holds: newest
+// first, or a sweep's tasks in task order (see Page).
 func (r *Redis) Jobs(ctx context.Context, p Page) ([]*Job, int64, error) {
 	key := r.k.Jobs()
 	switch {
+	case p.Sweep != "":
+		key = r.k.Sweep(p.Sweep)
 	case p.User != "":
 		key = r.k.User(p.User)
 	case p.Project != "":
@@ -318,13 +379,62 @@ func (r *Redis) Jobs(ctx context.Context, p Page) ([]*Job, int64, error) {
 		p.Limit = 50
 	}
 	pipe := r.c.Pipeline()
-	ids := pipe.ZRevRange(ctx, key, p.Offset, p.Offset+p.Limit-1)
+	var ids *redis.StringSliceCmd
+	if p.Sweep != "" {
+		ids = pipe.ZRange(ctx, key, p.Offset, p.Offset+p.Limit-1)
+	} else {
+		ids = pipe.ZRevRange(ctx, key, p.Offset, p.Offset+p.Limit-1)
+	}
 	total := pipe.ZCard(ctx, key)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, 0, fmt.Errorf("redis %s: %w", r.o.Addr, err)
 	}
 	jobs, err := r.getJobs(ctx, ids.Val())
 	return jobs, total.Val(), err
+}
+
+// SweepTasks reads one page of a sweep's tasks in task order (index 0
+// first), and how many tasks the store holds for the sweep: Jobs with
+// Page.Sweep.
+func (r *Redis) SweepTasks(ctx context.Context, id job.ID, offset, limit int64) ([]*Job, int64, error) {
+	return r.Jobs(ctx, Page{Sweep: id, Offset: offset, Limit: limit})
+}
+
+// QueuePosition is a job's place in the queue of ferry's queued jobs
+// (1 = next to start: higher priority first, then earlier submit), and
+// how many jobs are queued, in one round trip. pos is 0 when the job is
+// not queued. The queue holds ferry's jobs only, in every partition:
+// Slurm may start a job out of this order (backfill, another partition).
+func (r *Redis) QueuePosition(ctx context.Context, id job.ID) (pos, total int64, err error) {
+	pipe := r.c.Pipeline()
+	rank := pipe.ZRank(ctx, r.k.Queue(), string(id))
+	card := pipe.ZCard(ctx, r.k.Queue())
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return 0, 0, fmt.Errorf("redis %s: %w", r.o.Addr, err)
+	}
+	if n, err := rank.Result(); err == nil {
+		pos = n + 1
+	}
+	return pos, card.Val(), nil
+}
+
+// JobEvents reads a job's own event history, oldest first: the last
+// MaxJobEvents events about it (StreamID is empty). A job the store does
+// not hold has none. After a rebuild of the store the history starts
+// again.
+func (r *Redis) JobEvents(ctx context.Context, id job.ID) ([]Event, error) {
+	vals, err := r.c.LRange(ctx, r.k.JobEvents(id), 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redis %s: %w", r.o.Addr, err)
+	}
+	out := make([]Event, 0, len(vals))
+	for _, v := range vals {
+		var e Event
+		if err := json.Unmarshal([]byte(v), &e); err == nil {
+			out = append(out, e)
+		}
+	}
+	return out, nil
 }
 
 // Events reads up to count events after the stream id after ("" = from
@@ -430,6 +540,19 @@ func (k Keys) Project(name string) string { return k.Prefix + "project:" + name 
 func (k Keys) Events() string             { return k.Prefix + "events" }
 func (k Keys) Nodes() string              { return k.Prefix + "nodes" }
 func (k Keys) Meta() string               { return k.Prefix + "tracker" }
+
+// JobEvents is a job's own event history: a list of JSON events, oldest
+// first, capped to the last Options.MaxJobEvents.
+func (k Keys) JobEvents(id job.ID) string { return k.Prefix + "job:" + string(id) + ":events" }
+
+// Queue is the sorted set of the queued jobs (member = job id), in the
+// order they wait: ZRANK is a job's place in line. The score is minus the
+// job's Slurm priority; equal scores sort by id, that is by submit time.
+func (k Keys) Queue() string { return k.Prefix + "queue" }
+
+// Sweep is the sorted set of a sweep's tasks (member = job id, score =
+// task index): ZRANGE lists them in task order.
+func (k Keys) Sweep(id job.ID) string { return k.Prefix + "sweep:" + string(id) + ":jobs" }
 
 // counter counts round trips: one per command, one per pipeline.
 type counter struct {

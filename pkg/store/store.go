@@ -37,6 +37,10 @@ type Job struct {
 	Submitted     time.Time
 	Started       time.Time
 	Ended         time.Time
+	EstStart      time.Time       // Slurm's estimate of when a queued job starts; zero when it has none, and when the job is not queued
+	Priority      int64           // Slurm's priority of a queued job (higher starts first); 0 when held, and when the job is not queued
+	Sweep         job.ID          // the sweep the job is a task of; "" when none
+	TaskIndex     int             // the task's index in its sweep (its place in the sweep's grid); meaningless when Sweep is ""
 	Params        json.RawMessage // a JSON object, or nil
 	Metrics       json.RawMessage // the latest value of each metric, a JSON object, or nil
 	MetricsOffset int64           // bytes of outputs/metrics.jsonl already read
@@ -122,6 +126,10 @@ type Batch struct {
 	// of nodes not in Nodes first.
 	Nodes     []Node
 	NodesFull bool
+	// JobsFull says Jobs holds every job the store should hold, each with
+	// Old nil (a rebuild): the queue set is emptied first and rebuilt from
+	// Jobs alone.
+	JobsFull bool
 	// Meta sets fields of the tracker's own hash (health, last tick).
 	Meta map[string]string
 }
@@ -129,7 +137,7 @@ type Batch struct {
 // Empty reports whether the batch writes nothing but the generation.
 func (b *Batch) Empty() bool {
 	return len(b.Jobs) == 0 && len(b.Removed) == 0 && len(b.Events) == 0 && len(b.Metrics) == 0 &&
-		len(b.Nodes) == 0 && !b.NodesFull && len(b.Meta) == 0
+		len(b.Nodes) == 0 && !b.NodesFull && !b.JobsFull && len(b.Meta) == 0
 }
 
 // Snapshot is what Load read.
@@ -139,8 +147,12 @@ type Snapshot struct {
 	Nodes map[string]Node
 }
 
-// Page selects jobs newest first, from one of the time-sorted indexes.
+// Page selects jobs from one index: newest first from the time-sorted ones
+// (all jobs, a user's, a project's), or one sweep's tasks in task order
+// (index 0 first), not newest first. Sweep wins over User, User over
+// Project.
 type Page struct {
+	Sweep   job.ID // the sweep's tasks, in task order
 	User    string // the user's index; "" = all jobs (unless Project is set)
 	Project string // the project's index
 	Offset  int64

@@ -44,6 +44,7 @@ func TestSchema(t *testing.T) {
 	j.Metrics = json.RawMessage(`{"loss": 0.25, "val/acc:top-1 \"x\"": 0.9, "step": 3}`)
 	j.MetricsOffset = 120
 	j.Source = store.SourceHook
+	j.Sweep, j.TaskIndex = newID(time.Date(2026, 3, 1, 9, 59, 0, 0, time.UTC)), 3
 
 	gen, err := st.Apply(ctx, &store.Batch{Jobs: []store.JobChange{{New: j}}})
 	require.NoError(t, err)
@@ -65,7 +66,7 @@ func TestSchema(t *testing.T) {
 		"params":         `{"n":1000,"greeting":"hi"}`,
 		"metrics":        `{"loss":0.25,"val/acc:top-1 \"x\"":0.9,"step":3}`,
 		"metrics_offset": "120", "dir": "/home/ferry-alice/.ferry/jobs/" + string(id), "image": "ferry/sandbox:latest",
-		"source": "hook",
+		"source": "hook", "sweep": string(j.Sweep), "task_index": "3",
 	}, got)
 	_, err = time.Parse(time.RFC3339, updated)
 	assert.NoError(t, err, "updated %q", updated)
@@ -87,6 +88,24 @@ func TestSchema(t *testing.T) {
 	assert.Equal(t, fmt.Sprint(j.Submitted.UnixMilli()), srv.Do(t, "ZSCORE", "ferry:jobs", string(id)))
 	assert.Equal(t, []any{string(id)}, srv.Do(t, "ZRANGE", "ferry:user:ferry-alice:jobs", 0, -1))
 	assert.Equal(t, []any{string(id)}, srv.Do(t, "ZRANGE", "ferry:project:hello:jobs", 0, -1))
+	assert.Equal(t, "3", srv.Do(t, "ZSCORE", "ferry:sweep:"+string(j.Sweep)+":jobs", string(id)), "a sweep's tasks by task index")
+	assert.Equal(t, int64(0), srv.Do(t, "EXISTS", "ferry:queue"), "an ended job is not queued")
+
+	// A queued job's estimated start and priority.
+	q := sample(newID(time.Date(2026, 3, 1, 10, 1, 0, 0, time.UTC)), "ferry-alice", "hello", job.Queued)
+	q.EstStart, q.Priority = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), 4294901700
+	_, err = st.Apply(ctx, &store.Batch{Jobs: []store.JobChange{{New: q}}})
+	require.NoError(t, err)
+	assert.Equal(t, "2026-03-01T12:00:00.000Z", srv.Do(t, "HGET", "ferry:job:"+string(q.ID), "est_start"))
+	assert.Equal(t, "4294901700", srv.Do(t, "HGET", "ferry:job:"+string(q.ID), "priority"))
+	assert.Nil(t, srv.Do(t, "HGET", "ferry:job:"+string(q.ID), "sweep"), "not a sweep task")
+	assert.Nil(t, srv.Do(t, "HGET", "ferry:job:"+string(q.ID), "task_index"))
+	assert.Equal(t, "-4294901700", srv.Do(t, "ZSCORE", "ferry:queue", string(q.ID)))
+	qback, err := st.Job(ctx, q.ID)
+	require.NoError(t, err)
+	assert.True(t, q.EstStart.Equal(qback.EstStart))
+	assert.Equal(t, int64(4294901700), qback.Priority)
+	assert.True(t, store.Equal(&q, qback), "%+v\n%+v", q, qback)
 
 	_, err = st.Job(ctx, newID(time.Now()))
 	assert.ErrorIs(t, err, job.ErrNotFound)
@@ -143,6 +162,10 @@ func TestEqual(t *testing.T) {
 		{"source", func(j *store.Job) { j.Source = store.SourceHook }, false},
 		{"state", func(j *store.Job) { j.State = job.Succeeded }, false},
 		{"exit code", func(j *store.Job) { j.ExitCode = ptr(0) }, false},
+		{"estimated start", func(j *store.Job) { j.EstStart = time.Now().Add(time.Hour) }, false},
+		{"priority", func(j *store.Job) { j.Priority = 7 }, false},
+		{"sweep", func(j *store.Job) { j.Sweep = newID(time.Now()) }, false},
+		{"task index alone", func(j *store.Job) { j.TaskIndex = 4 }, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -151,6 +174,12 @@ func TestEqual(t *testing.T) {
 			assert.Equal(t, tt.equal, store.Equal(&base, &j))
 		})
 	}
+	t.Run("task index of a sweep task", func(t *testing.T) {
+		a, b := base, base
+		a.Sweep, b.Sweep = "s", "s"
+		b.TaskIndex = 4
+		assert.False(t, store.Equal(&a, &b))
+	})
 }
 
 func TestPagesNewestFirst(t *testing.T) {
@@ -350,4 +379,228 @@ func TestUnreachable(t *testing.T) {
 	_, err := st.Apply(context.Background(), &store.Batch{})
 	assert.ErrorContains(t, err, "redis 127.0.0.1:1")
 	assert.Equal(t, int64(1), st.Stats().Errors)
+}
+
+// queued is a queued job with a Slurm priority, submitted at t.
+func queued(t time.Time, prio int64) store.Job {
+	j := sample(newID(t), "ferry-alice", "q", job.Queued)
+	j.Priority = prio
+	j.EstStart = t.Add(time.Hour)
+	return j
+}
+
+// position asks the store for a job's place in line.
+func position(t *testing.T, st *store.Redis, id job.ID) [2]int64 {
+	t.Helper()
+	pos, total, err := st.QueuePosition(context.Background(), id)
+	require.NoError(t, err)
+	return [2]int64{pos, total}
+}
+
+// The queue set orders ferry's queued jobs as they wait: higher priority
+// first, then earlier submit; a job that leaves the queue leaves the set.
+func TestQueuePosition(t *testing.T) {
+	srv := storetest.Start(t)
+	st := srv.Open(t, store.Options{})
+	ctx := context.Background()
+	base := time.Now().Add(-time.Hour)
+	a := queued(base, 100)                    // oldest, low priority
+	b := queued(base.Add(time.Minute), 500)   // highest priority
+	c := queued(base.Add(2*time.Minute), 100) // same priority as a, later
+	d := queued(base.Add(3*time.Minute), 0)   // held
+	r := sample(newID(base.Add(4*time.Minute)), "ferry-bob", "q", job.Running)
+	_, err := st.Apply(ctx, &store.Batch{Jobs: []store.JobChange{{New: a}, {New: b}, {New: c}, {New: d}, {New: r}}})
+	require.NoError(t, err)
+
+	tests := []struct {
+		name string
+		id   job.ID
+		want [2]int64
+	}{
+		{"highest priority first", b.ID, [2]int64{1, 4}},
+		{"then the earlier of equal priority", a.ID, [2]int64{2, 4}},
+		{"then the later", c.ID, [2]int64{3, 4}},
+		{"held last", d.ID, [2]int64{4, 4}},
+		{"running: not in line", r.ID, [2]int64{0, 4}},
+		{"unknown job", newID(time.Now()), [2]int64{0, 4}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, position(t, st, tt.id))
+		})
+	}
+
+	before := st.Stats().RoundTrips
+	position(t, st, a.ID)
+	assert.Equal(t, int64(1), st.Stats().RoundTrips-before, "one round trip")
+
+	// A change that moves nothing in line writes nothing to the queue: a
+	// score set by hand survives it.
+	srv.Do(t, "ZADD", "ferry:queue", "-1000", string(c.ID))
+	c2 := c
+	c2.Reason, c2.EstStart = "waiting: other jobs have higher priority", c.EstStart.Add(time.Minute)
+	_, err = st.Apply(ctx, &store.Batch{Jobs: []store.JobChange{{Old: &c, New: c2}}})
+	require.NoError(t, err)
+	assert.Equal(t, "-1000", srv.Do(t, "ZSCORE", "ferry:queue", string(c.ID)))
+
+	// Priority changes move a job; leaving the queue takes it out of line.
+	c3 := c2
+	c3.Priority = 50
+	b2 := b
+	b2.State, b2.Priority, b2.EstStart, b2.Node = job.Running, 0, time.Time{}, "w1"
+	r2 := r
+	r2.State, r2.Priority = job.Queued, 100 // requeued
+	_, err = st.Apply(ctx, &store.Batch{Jobs: []store.JobChange{{Old: &c2, New: c3}, {Old: &b, New: b2}, {Old: &r, New: r2}}})
+	require.NoError(t, err)
+	assert.Equal(t, [2]int64{0, 4}, position(t, st, b.ID), "started")
+	assert.Equal(t, [2]int64{1, 4}, position(t, st, a.ID))
+	assert.Equal(t, [2]int64{2, 4}, position(t, st, r.ID), "requeued: back in line by priority")
+	assert.Equal(t, [2]int64{3, 4}, position(t, st, c.ID), "its priority dropped")
+
+	// Removing a job takes it out of line.
+	_, err = st.Apply(ctx, &store.Batch{Removed: []store.Job{a}})
+	require.NoError(t, err)
+	assert.Equal(t, [2]int64{0, 3}, position(t, st, a.ID))
+	assert.Equal(t, [2]int64{1, 3}, position(t, st, r.ID))
+
+	// A rebuild (every job, Old nil) rewrites the queue from the jobs
+	// alone: a job the store kept from before is dropped from line.
+	_, err = st.Apply(ctx, &store.Batch{JobsFull: true, Jobs: []store.JobChange{{New: c3}, {New: d}}})
+	require.NoError(t, err)
+	assert.Equal(t, [2]int64{1, 2}, position(t, st, c.ID))
+	assert.Equal(t, [2]int64{0, 2}, position(t, st, r.ID))
+	srv.Do(t, "FLUSHALL")
+	assert.Equal(t, [2]int64{0, 0}, position(t, st, c.ID), "an empty store has no queue")
+}
+
+// Each job keeps its own event history, in the same transaction as the
+// stream: oldest first, capped, and gone with the job.
+func TestJobEvents(t *testing.T) {
+	srv := storetest.Start(t)
+	st := srv.Open(t, store.Options{MaxJobEvents: 3})
+	ctx := context.Background()
+	a := sample(newID(time.Now()), "ferry-alice", "e", job.Queued)
+	b := sample(newID(time.Now()), "ferry-bob", "e", job.Queued)
+	states := []job.State{job.Queued, job.Running, job.Completing, job.Succeeded}
+	prev := job.State("")
+	for i, s := range states {
+		bt := &store.Batch{Events: []store.Event{
+			{Type: store.EventState, ID: a.ID, User: a.User, State: s, Prev: prev, Reason: fmt.Sprint("step ", i), Source: store.SourceSqueue},
+		}}
+		if i == 0 {
+			bt.Jobs = []store.JobChange{{New: a}, {New: b}}
+			bt.Events = append(bt.Events,
+				store.Event{Type: store.EventState, ID: b.ID, User: b.User, State: job.Queued},
+				store.Event{Type: store.EventResync})
+		}
+		_, err := st.Apply(ctx, bt)
+		require.NoError(t, err)
+		prev = s
+	}
+
+	evs, err := st.JobEvents(ctx, a.ID)
+	require.NoError(t, err)
+	var got []string
+	for _, e := range evs {
+		assert.Empty(t, e.StreamID)
+		assert.Equal(t, a.ID, e.ID)
+		assert.False(t, e.At.IsZero())
+		got = append(got, string(e.Prev)+">"+string(e.State)+" "+e.Reason)
+	}
+	assert.Equal(t, []string{"queued>running step 1", "running>completing step 2", "completing>succeeded step 3"}, got,
+		"the last MaxJobEvents, oldest first")
+	assert.Equal(t, store.SourceSqueue, evs[2].Source)
+
+	evs, err = st.JobEvents(ctx, b.ID)
+	require.NoError(t, err)
+	require.Len(t, evs, 1, "each job has its own")
+	assert.Equal(t, job.Queued, evs[0].State)
+
+	none, err := st.JobEvents(ctx, newID(time.Now()))
+	require.NoError(t, err)
+	assert.Empty(t, none)
+
+	// Removed: the history goes with the job, and the removal is not added.
+	_, err = st.Apply(ctx, &store.Batch{Removed: []store.Job{a},
+		Events: []store.Event{{Type: store.EventRemoved, ID: a.ID, User: a.User}}})
+	require.NoError(t, err)
+	evs, err = st.JobEvents(ctx, a.ID)
+	require.NoError(t, err)
+	assert.Empty(t, evs)
+	assert.Equal(t, int64(0), srv.Do(t, "EXISTS", "ferry:job:"+string(a.ID)+":events"))
+	all, err := st.Events(ctx, "", 100)
+	require.NoError(t, err)
+	assert.Equal(t, store.EventRemoved, all[len(all)-1].Type, "the stream still says it was removed")
+}
+
+// A sweep's tasks read back in task order, whatever order they were
+// written in, and follow a task that moves or is removed.
+func TestSweepTasks(t *testing.T) {
+	srv := storetest.Start(t)
+	st := srv.Open(t, store.Options{})
+	ctx := context.Background()
+	now := time.Now()
+	sweep, other := newID(now), newID(now.Add(time.Second))
+	tasks := make([]store.Job, 5)
+	var b store.Batch
+	for _, i := range []int{3, 0, 4, 1, 2} {
+		j := sample(newID(now.Add(time.Duration(10-i)*time.Millisecond)), "ferry-alice", "sw", job.Queued)
+		j.Sweep, j.TaskIndex = sweep, i
+		tasks[i] = j
+		b.Jobs = append(b.Jobs, store.JobChange{New: j})
+	}
+	plain := sample(newID(now), "ferry-alice", "sw", job.Queued)
+	b.Jobs = append(b.Jobs, store.JobChange{New: plain})
+	_, err := st.Apply(ctx, &b)
+	require.NoError(t, err)
+
+	tests := []struct {
+		name          string
+		offset, limit int64
+		want          []job.ID
+	}{
+		{"all, in task order", 0, 0, []job.ID{tasks[0].ID, tasks[1].ID, tasks[2].ID, tasks[3].ID, tasks[4].ID}},
+		{"first page", 0, 2, []job.ID{tasks[0].ID, tasks[1].ID}},
+		{"second page", 2, 2, []job.ID{tasks[2].ID, tasks[3].ID}},
+		{"past the end", 5, 2, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			page, total, err := st.SweepTasks(ctx, sweep, tt.offset, tt.limit)
+			require.NoError(t, err)
+			assert.Equal(t, int64(5), total)
+			assert.Equal(t, tt.want, idsOf(page))
+		})
+	}
+	page, _, err := st.Jobs(ctx, store.Page{Sweep: sweep, User: "nobody", Limit: 1})
+	require.NoError(t, err)
+	assert.Equal(t, []job.ID{tasks[0].ID}, idsOf(page), "Page.Sweep reads the sweep")
+	assert.Equal(t, sweep, page[0].Sweep)
+	assert.Equal(t, 0, page[0].TaskIndex)
+
+	// A task re-indexed, and one moved to another sweep.
+	t1 := tasks[1]
+	t1.TaskIndex = 9
+	t2 := tasks[2]
+	t2.Sweep, t2.TaskIndex = other, 0
+	_, err = st.Apply(ctx, &store.Batch{Jobs: []store.JobChange{{Old: &tasks[1], New: t1}, {Old: &tasks[2], New: t2}}})
+	require.NoError(t, err)
+	page, total, err := st.SweepTasks(ctx, sweep, 0, 0)
+	require.NoError(t, err)
+	assert.Equal(t, int64(4), total)
+	assert.Equal(t, []job.ID{tasks[0].ID, tasks[3].ID, tasks[4].ID, tasks[1].ID}, idsOf(page))
+	assert.Equal(t, 9, page[3].TaskIndex)
+	page, _, err = st.SweepTasks(ctx, other, 0, 0)
+	require.NoError(t, err)
+	assert.Equal(t, []job.ID{tasks[2].ID}, idsOf(page))
+
+	// Removed: out of its sweep.
+	_, err = st.Apply(ctx, &store.Batch{Removed: []store.Job{t2, tasks[0]}})
+	require.NoError(t, err)
+	_, total, err = st.SweepTasks(ctx, other, 0, 0)
+	require.NoError(t, err)
+	assert.Equal(t, int64(0), total)
+	page, _, err = st.SweepTasks(ctx, sweep, 0, 0)
+	require.NoError(t, err)
+	assert.Equal(t, []job.ID{tasks[3].ID, tasks[4].ID, tasks[1].ID}, idsOf(page))
 }
