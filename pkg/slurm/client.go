@@ -202,3 +202,17 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "..."
 }
+
+// CancelOwned cancels one job only if user owns it (scancel --user): a
+// service running as root cancels on a user's behalf without trusting a
+// Slurm id that may have been reused for someone else's job.
+func (c *Client) CancelOwned(ctx context.Context, id, user string) error {
+	if !jobIDRE.MatchString(id) {
+		return fmt.Errorf("cancel: invalid Slurm job id %q", id)
+	}
+	if user == "" || strings.HasPrefix(user, "-") || strings.ContainsAny(user, " \t\n=,") {
+		return fmt.Errorf("cancel: invalid user %q", user)
+	}
+	_, err := c.Runner.Run(ctx, nil, "scancel", "--user="+user, "--", id)
+	return err
+}
