@@ -96,6 +96,7 @@ func (t *Tracker) batch(meta map[string]string) (*store.Batch, *pending) {
 			b.Jobs = append(b.Jobs, store.JobChange{New: *n})
 			p.jobs[id] = *n
 		}
+		b.JobsFull = true // the queue set is rewritten too
 		b.Events = append(b.Events, store.Event{Type: store.EventResync, At: now})
 		nodes := t.nodesPub
 		if t.nodesNew != nil {

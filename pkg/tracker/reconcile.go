@@ -25,6 +25,8 @@ type entry struct {
 
 	inSlurm      bool
 	line         lineKey   // the fields of the last listing line that matter
+	estStart     time.Time // the last line's estimated start (a pending job's)
+	priority     int64     // the last line's Slurm priority
 	missingSince time.Time // when it was first missing from a listing
 	resRead      bool      // result.json was read since it left the listing
 	decidedAt    time.Time // cur holds what is known as of this time
@@ -37,14 +39,15 @@ type entry struct {
 	pointsReset bool              // the history is rewritten from the start
 }
 
-// lineKey is what of a listing line can change a job's state.
+// lineKey is what of a listing line can change a job's stored state.
 type lineKey struct {
-	id, state, reason, nodes string
-	start, end               int64
+	id, state, reason, nodes  string
+	start, end, est, priority int64
 }
 
 func keyOf(j *slurm.Job) lineKey {
-	return lineKey{id: j.ID, state: j.State, reason: j.Reason, nodes: j.Nodes, start: j.Start.Unix(), end: j.End.Unix()}
+	return lineKey{id: j.ID, state: j.State, reason: j.Reason, nodes: j.Nodes, start: j.Start.Unix(), end: j.End.Unix(),
+		est: j.EstStart.Unix(), priority: j.Priority}
 }
 
 func (e *entry) files() dirFiles { return dirFiles{path: e.dir, uid: e.uid} }
@@ -222,6 +225,7 @@ func (t *Tracker) listed(e *entry, j *slurm.Job, at, now time.Time) {
 	}
 	first := e.cur == nil || e.line == lineKey{}
 	e.line, e.slurmID = k, j.ID
+	e.estStart, e.priority = j.EstStart, j.Priority
 	if j.ArrayTaskID >= 0 {
 		e.arrayIndex = j.ArrayTaskID
 	}
@@ -299,6 +303,7 @@ func (t *Tracker) missingUnknown(e *entry, now time.Time) {
 	}
 	n := *e.pub
 	n.State, n.Reason, n.Updated = job.Lost, "Slurm no longer knows this job and its job dir cannot be read", time.Time{}
+	n.EstStart, n.Priority = time.Time{}, 0
 	t.setJob(e, &n, now, store.SourceLost)
 }
 
@@ -317,13 +322,20 @@ func (t *Tracker) readResult(e *entry) {
 }
 
 // set makes status the job's desired store state; src is the path that
-// delivered it.
+// delivered it. A queued job that Slurm lists carries Slurm's estimated
+// start and priority from the listing; any other job carries neither.
 func (t *Tracker) set(e *entry, st job.Status, at time.Time, src store.Source) {
 	n := &store.Job{
 		ID: e.id, User: st.User, UID: e.uid, Project: st.Project, Name: st.Name, SlurmID: st.SlurmID,
 		ArrayIndex: e.arrayIndex, State: st.State, Reason: st.Reason, ExitCode: st.ExitCode, Node: st.Node,
 		Submitted: st.Submitted, Started: st.Started, Ended: st.Ended, Params: e.params,
-		Dir: e.dir, Image: st.Image,
+		Dir: e.dir, Image: st.Image, Sweep: e.sweep,
+	}
+	if st.State == job.Queued && e.inSlurm {
+		n.EstStart, n.Priority = e.estStart, e.priority
+	}
+	if e.sweep != "" && e.spec != nil && e.spec.Sweep != nil {
+		n.TaskIndex = e.spec.Sweep.Index
 	}
 	if e.cur != nil {
 		n.Metrics, n.MetricsOffset = e.cur.Metrics, e.cur.MetricsOffset
