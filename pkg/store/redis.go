@@ -133,7 +133,7 @@ func (r *Redis) Apply(ctx context.Context, b *Batch) (int64, error) {
 		pipe.Del(ctx, r.k.Queue())
 	}
 	for i := range b.Jobs {
-		r.writeJob(ctx, pipe, &b.Jobs[i], now)
+		r.writeJob(ctx, pipe, &b.Jobs[i], b.JobsFull, now)
 	}
 	removed := make(map[job.ID]bool, len(b.Removed))
 	for i := range b.Removed {
@@ -223,7 +223,8 @@ func (r *Redis) Apply(ctx context.Context, b *Batch) (int64, error) {
 	return gen.Val(), nil
 }
 
-func (r *Redis) writeJob(ctx context.Context, pipe redis.Pipeliner, ch *JobChange, now time.Time) {
+// writeJob writes one job; full says the queue set was emptied first.
+func (r *Redis) writeJob(ctx context.Context, pipe redis.Pipeliner, ch *JobChange, full bool, now time.Time) {
 	n := ch.New
 	if n.Updated.IsZero() {
 		n.Updated = now
@@ -250,9 +251,10 @@ func (r *Redis) writeJob(ctx context.Context, pipe redis.Pipeliner, ch *JobChang
 		if n.Sweep != "" {
 			sweep()
 		}
-		if n.queued() {
+		switch {
+		case n.queued():
 			pipe.ZAdd(ctx, r.k.Queue(), redis.Z{Score: n.queueScore(), Member: string(n.ID)})
-		} else {
+		case !full: // it may have been queued before
 			pipe.ZRem(ctx, r.k.Queue(), string(n.ID))
 		}
 		return
