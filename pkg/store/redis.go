@@ -130,7 +130,7 @@ func (r *Redis) Apply(ctx context.Context, b *Batch) (int64, error) {
 	pipe := r.c.TxPipeline()
 	gen := pipe.HIncrBy(ctx, r.k.Meta(), metaGen, 1)
 	if b.JobsFull {
-		pipe.Del(ctx, r.k.Queue())
+		pipe.Del(ctx, r.k.Queue(), r.k.Active())
 	}
 	for i := range b.Jobs {
 		r.writeJob(ctx, pipe, &b.Jobs[i], b.JobsFull, now)
@@ -142,6 +142,7 @@ func (r *Redis) Apply(ctx context.Context, b *Batch) (int64, error) {
 		pipe.Del(ctx, r.k.Job(j.ID), r.k.Metrics(j.ID), r.k.JobEvents(j.ID))
 		pipe.ZRem(ctx, r.k.Jobs(), string(j.ID))
 		pipe.ZRem(ctx, r.k.Queue(), string(j.ID))
+		pipe.ZRem(ctx, r.k.Active(), string(j.ID))
 		if j.User != "" {
 			pipe.ZRem(ctx, r.k.User(j.User), string(j.ID))
 		}
@@ -257,6 +258,12 @@ func (r *Redis) writeJob(ctx context.Context, pipe redis.Pipeliner, ch *JobChang
 		case !full: // it may have been queued before
 			pipe.ZRem(ctx, r.k.Queue(), string(n.ID))
 		}
+		switch {
+		case !n.State.Terminal():
+			pipe.ZAdd(ctx, r.k.Active(), redis.Z{Score: n.score(), Member: string(n.ID)})
+		case !full: // it may have been active before
+			pipe.ZRem(ctx, r.k.Active(), string(n.ID))
+		}
 		return
 	}
 	set, del := diffFields(ch.Old.fields(), nf)
@@ -291,6 +298,13 @@ func (r *Redis) writeJob(ctx context.Context, pipe redis.Pipeliner, ch *JobChang
 		pipe.ZAdd(ctx, r.k.Queue(), redis.Z{Score: n.queueScore(), Member: string(n.ID)})
 	case o.queued() && !n.queued():
 		pipe.ZRem(ctx, r.k.Queue(), string(n.ID))
+	}
+	// The active set (jobs not ended) moves when a job ends or comes back.
+	switch {
+	case !n.State.Terminal() && (o.State.Terminal() || o.score() != n.score()):
+		pipe.ZAdd(ctx, r.k.Active(), redis.Z{Score: n.score(), Member: string(n.ID)})
+	case o.State.Terminal() != n.State.Terminal() && n.State.Terminal():
+		pipe.ZRem(ctx, r.k.Active(), string(n.ID))
 	}
 }
 
