@@ -46,6 +46,7 @@ type Config struct {
 	Defaults       JobDefaults `yaml:"defaults"`
 	Redis          Redis       `yaml:"redis"`
 	Tracker        Tracker     `yaml:"tracker"`
+	Dashboard      Dashboard   `yaml:"dashboard"`
 
 	sources    []string // files read, in order
 	bundleCap  Size     // the admin's max_bundle; 0 = none known
@@ -73,6 +74,31 @@ type Tracker struct {
 	Tick   Duration `yaml:"tick"`   // how often squeue is asked
 }
 
+// Dashboard configures the web dashboard (ferryd dashboard) and the link
+// `ferry login` prints.
+type Dashboard struct {
+	Listen     string   `yaml:"listen"`
+	URL        string   `yaml:"url"`   // how users reach it; "" = http://<listen>
+	Hosts      []string `yaml:"hosts"` // Host headers accepted; [] = the URL's and the listen address's
+	Admins     []string `yaml:"admins"`
+	AdminGroup string   `yaml:"admin_group"`
+	SessionTTL Duration `yaml:"session_ttl"`
+	TLSCert    string   `yaml:"tls_cert"`
+	TLSKey     string   `yaml:"tls_key"`
+	OIDC       OIDC     `yaml:"oidc"`
+}
+
+// OIDC is the dashboard's single sign-on through an OpenID provider.
+type OIDC struct {
+	Issuer           string `yaml:"issuer"` // "" = off
+	ClientID         string `yaml:"client_id"`
+	ClientSecretFile string `yaml:"client_secret_file"`
+	UserClaim        string `yaml:"user_claim"`
+	GroupsClaim      string `yaml:"groups_claim"`
+	AdminGroup       string `yaml:"admin_group"`
+	Name             string `yaml:"name"`
+}
+
 // Default returns the built-in defaults, before any file or variable.
 func Default() *Config {
 	return &Config{
@@ -89,7 +115,9 @@ func Default() *Config {
 		Defaults:       JobDefaults{CPUs: 1, Mem: "1G", Time: "1h"},
 		Redis:          Redis{Addr: "127.0.0.1:6379"},
 		Tracker:        Tracker{Listen: "127.0.0.1:9465", Tick: Duration(time.Second)},
-		systemName:     SystemPath,
+		Dashboard: Dashboard{Listen: "127.0.0.1:8090", SessionTTL: Duration(12 * time.Hour),
+			OIDC: OIDC{UserClaim: "preferred_username", GroupsClaim: "groups"}},
+		systemName: SystemPath,
 	}
 }
 

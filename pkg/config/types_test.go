@@ -115,7 +115,7 @@ func TestReferenceCoversEveryField(t *testing.T) {
 	c := Default()
 	want := map[string]any{}
 	yamlFields(reflect.ValueOf(c).Elem(), "", want)
-	require.Len(t, want, 22)
+	require.Len(t, want, 37)
 
 	ref := Reference()
 	for path, ptr := range want {
@@ -152,7 +152,7 @@ func TestEveryVariableApplies(t *testing.T) {
 	values := map[string]string{
 		"FERRY_SPOOL_ROOT": "/s", "FERRY_DEFAULT_IMAGE": "i:1", "FERRY_MAX_BUNDLE": "1M",
 		"FERRY_SCRATCH_DIR": "/sc", "FERRY_AGENT_SOCKET": "/a.sock", "FERRY_REDIS_ADDR": "r:1",
-		"FERRY_REDIS_PASSWORD_FILE": "/pw",
+		"FERRY_REDIS_PASSWORD_FILE": "/pw", "FERRY_DASHBOARD_URL": "https://d.example",
 	}
 	c := Default()
 	require.NoError(t, c.applyEnv(values, true))

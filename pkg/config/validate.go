@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/ferry-hpc/ferry/pkg/job"
 	"github.com/ferry-hpc/ferry/pkg/lazyre"
@@ -108,6 +110,7 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Tracker.Listen); err != nil {
 		bad("tracker.listen %q: want host:port", c.Tracker.Listen)
 	}
+	c.validateDashboard(bad)
 	if c.Tracker.Tick <= 0 {
 		bad("tracker.tick must be more than zero, got %s", c.Tracker.Tick)
 	}
@@ -130,4 +133,42 @@ func (c *Config) ImageAllowed(image string) error {
 		allowed = strings.Join(c.Images, ", ")
 	}
 	return fmt.Errorf("image %q is not allowed on this cluster%s; allowed images: %s", image, hint, allowed)
+}
+
+func (c *Config) validateDashboard(bad func(string, ...any)) {
+	d := &c.Dashboard
+	if _, _, err := net.SplitHostPort(d.Listen); err != nil {
+		bad("dashboard.listen %q: want host:port", d.Listen)
+	}
+	if d.URL != "" {
+		u, err := url.Parse(d.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("dashboard.url %q: want http://host[:port] or https://host[:port]", d.URL)
+		}
+	}
+	if d.SessionTTL < Duration(time.Minute) {
+		bad("dashboard.session_ttl must be at least 1m, got %s", d.SessionTTL)
+	}
+	if (d.TLSCert == "") != (d.TLSKey == "") {
+		bad("dashboard.tls_cert and dashboard.tls_key go together: set both or neither")
+	}
+	for _, p := range []struct{ key, path string }{{"dashboard.tls_cert", d.TLSCert}, {"dashboard.tls_key", d.TLSKey}, {"dashboard.oidc.client_secret_file", d.OIDC.ClientSecretFile}} {
+		if p.path != "" && !filepath.IsAbs(p.path) {
+			bad("%s %q must be an absolute path", p.key, p.path)
+		}
+	}
+	if o := d.OIDC; o.Issuer != "" {
+		if u, err := url.Parse(o.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad("dashboard.oidc.issuer %q: want the provider's https URL", o.Issuer)
+		}
+		if o.ClientID == "" {
+			bad("dashboard.oidc.client_id is empty: set the client id the provider gave the dashboard")
+		}
+		if d.URL == "" {
+			bad("dashboard.oidc.issuer is set but dashboard.url is not: the provider must know where to send users back")
+		}
+		if o.UserClaim == "" {
+			bad("dashboard.oidc.user_claim is empty: name the claim that holds the Unix user name")
+		}
+	}
 }

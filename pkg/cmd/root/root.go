@@ -18,6 +18,7 @@ import (
 	"github.com/ferry-hpc/ferry/pkg/cmd/factory"
 	"github.com/ferry-hpc/ferry/pkg/cmd/get"
 	"github.com/ferry-hpc/ferry/pkg/cmd/initcmd"
+	"github.com/ferry-hpc/ferry/pkg/cmd/login"
 	"github.com/ferry-hpc/ferry/pkg/cmd/logs"
 	"github.com/ferry-hpc/ferry/pkg/cmd/ls"
 	"github.com/ferry-hpc/ferry/pkg/cmd/rm"
@@ -56,6 +57,7 @@ A job ID is ferry's id, any unique prefix of it, or the Slurm job id.`)
 		get.NewCmdGet(f, nil),
 		rm.NewCmdRm(f, nil),
 		clearqueue.NewCmdClearQueue(f, nil),
+		login.NewCmdLogin(f, nil),
 	} {
 		c.GroupID = "jobs"
 		cmd.AddCommand(c)

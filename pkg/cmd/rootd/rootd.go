@@ -9,6 +9,7 @@ import (
 
 	"github.com/ferry-hpc/ferry/pkg/cmd/agent"
 	"github.com/ferry-hpc/ferry/pkg/cmd/configcmd"
+	"github.com/ferry-hpc/ferry/pkg/cmd/dashboard"
 	"github.com/ferry-hpc/ferry/pkg/cmd/epilog"
 	"github.com/ferry-hpc/ferry/pkg/cmd/factory"
 	"github.com/ferry-hpc/ferry/pkg/cmd/root"
@@ -24,6 +25,7 @@ func NewCmdRoot(f *factory.Factory) *cobra.Command {
   ferryd agent     on every worker, as root: the only process that holds the
                    Docker socket; starts each job's sandbox container
   ferryd tracker   on the head node: mirrors Slurm's job states into Redis
+  ferryd dashboard on the head node: the web dashboard over Redis and the job dirs
   ferryd epilog    Slurm's Epilog on every worker: removes a job's containers
   ferryd slurm-hook  Slurm's jobcomp/script hook: tells the tracker a job ended
 
@@ -31,6 +33,7 @@ Users run 'ferry'.`)
 	cmd.AddCommand(
 		agent.NewCmdAgent(f),
 		tracker.NewCmdTracker(f, nil),
+		dashboard.NewCmdDashboard(f, nil),
 		epilog.NewCmdEpilog(f),
 		slurmhook.NewCmdSlurmHook(f, nil),
 		configcmd.NewCmdConfig(f, nil),
