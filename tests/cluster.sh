@@ -2,12 +2,14 @@
 # A real local Slurm cluster on this host for ferry's end-to-end tests:
 # munged, slurmctld, two slurmd (w1 on port 17001, w2 on 17002), Redis on
 # 127.0.0.1:6390, the ferry and ferryd binaries, one `ferryd agent` per worker, `ferryd
-# tracker`, the sandbox images and the test users ferry-alice / ferry-bob.
+# tracker`, `ferryd dashboard` on 127.0.0.1:8790, the sandbox images and the
+# test users ferry-alice / ferry-bob (students) and ferry-carol (a TA: a
+# dashboard admin).
 #
 #   sudo tests/cluster.sh up       bring everything up (idempotent), run a smoke job
 #   sudo tests/cluster.sh down     stop what `up` started, nothing else
 #   sudo tests/cluster.sh status   show what runs; exit 0 if Slurm and Redis are up
-#   sudo tests/cluster.sh stop|start slurmctld|redis|tracker
+#   sudo tests/cluster.sh stop|start slurmctld|redis|tracker|dashboard
 #                                  stop or start one daemon as `up` does (for
 #                                  tests of outages; `down` still stops it)
 #
@@ -20,7 +22,7 @@ FERRY_LOG_TAG=cluster
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 NODES=(w1 w2)
-PACKAGES=(slurmctld slurmd slurm-client munge redis-server redis-tools debootstrap)
+PACKAGES=(slurmctld slurmd slurm-client munge redis-server redis-tools debootstrap curl)
 SLURM_CONF=/etc/slurm/slurm.conf
 CTLD_PID=/run/slurm/slurmctld.pid
 REDIS_PORT=6390
@@ -33,6 +35,9 @@ FERRY_CONFIG=/etc/ferry/config.yaml
 HOOK_DIR=/usr/local/lib/ferry
 TRACKER_PID=/run/ferry/tracker.pid
 TRACKER_LOG=/var/log/ferry/tracker.log
+DASHBOARD_PID=/run/ferry/dashboard.pid
+DASHBOARD_LOG=/var/log/ferry/dashboard.log
+DASHBOARD_ADDR=127.0.0.1:8790
 SMOKE_TIMEOUT=60
 
 usage() {
@@ -333,6 +338,10 @@ agent_socket: /run/ferry/agent-%n.sock
 redis:
   addr: 127.0.0.1:6390
   password_file: /etc/ferry/redis.pass
+dashboard:
+  listen: 127.0.0.1:8790
+  url: http://127.0.0.1:8790
+  admins: [ferry-carol]
 EOF
 	chmod 0644 "$tmp"
 	mv "$tmp" "$FERRY_CONFIG"
@@ -404,6 +413,35 @@ start_tracker() {
 	fi
 }
 
+dashboard_ok() { curl -fsS --max-time 2 "http://$DASHBOARD_ADDR/healthz" >/dev/null 2>&1; }
+
+# The dashboard runs as root (it reads every user's job dirs and token
+# files) on loopback. Restarted when the binary changed.
+start_dashboard() {
+	if ! tracker_supported; then
+		warn "$FERRYD_BIN is not installed: no dashboard started"
+		return 0
+	fi
+	if pid_alive "$DASHBOARD_PID" ferryd; then
+		if ((FERRY_CHANGED)) && state_has dashboard; then
+			log "ferry was rebuilt: restarting the dashboard"
+			stop_pidfile dashboard "$DASHBOARD_PID" ferryd 15
+		else
+			log "dashboard already running"
+			return 0
+		fi
+	fi
+	log "starting ferryd dashboard on $DASHBOARD_ADDR"
+	setsid nohup "$FERRYD_BIN" dashboard </dev/null >>"$DASHBOARD_LOG" 2>&1 &
+	echo $! >"$DASHBOARD_PID"
+	state_add dashboard "$DASHBOARD_PID" ferryd
+	if ! wait_until 20 "the dashboard to answer" dashboard_ok; then
+		pid_alive "$DASHBOARD_PID" ferryd || warn "the dashboard exited"
+		tail_logs "$DASHBOARD_LOG"
+		warn "the dashboard does not answer: going on"
+	fi
+}
+
 smoke_job() {
 	local user=ferry-alice home id out st deadline node
 	home=$(user_home "$user")
@@ -459,6 +497,7 @@ cmd_up() {
 	write_ferry_config
 	start_agents
 	start_tracker
+	start_dashboard
 	[[ ${FERRY_SKIP_SMOKE:-0} == 1 ]] || smoke_job
 	log "cluster is up (stop it with: sudo tests/cluster.sh down)"
 }
@@ -552,6 +591,11 @@ cmd_status() {
 	else
 		echo "tracker:   not running"
 	fi
+	if pid_alive "$DASHBOARD_PID" ferryd; then
+		echo "dashboard: pid $(cat "$DASHBOARD_PID"), http://$DASHBOARD_ADDR $(dashboard_ok && echo answers || echo "NOT answering")"
+	else
+		echo "dashboard: not running"
+	fi
 	echo "ferry:     $([[ -x $FERRY_BIN ]] && echo "$FERRY_BIN" || echo "not installed"), $([[ -x $FERRYD_BIN ]] && echo "$FERRYD_BIN" || echo "ferryd not installed")"
 	echo "images:    $(docker images --format '{{.Repository}}:{{.Tag}}' 'ferry/*' 2>/dev/null | tr '\n' ' ')"
 	if [[ -s $FERRY_STATE_FILE ]]; then
@@ -568,6 +612,7 @@ cmd_stop() {
 	slurmctld) stop_pidfile slurmctld "$CTLD_PID" slurmctld 30 ;;
 	redis) stop_pidfile redis "$REDIS_PID" redis-server 30 ;;
 	tracker) stop_pidfile tracker "$TRACKER_PID" ferryd 15 ;;
+	dashboard) stop_pidfile dashboard "$DASHBOARD_PID" ferryd 15 ;;
 	*) usage ;;
 	esac
 }
@@ -581,6 +626,7 @@ cmd_start() {
 		;;
 	redis) start_redis ;;
 	tracker) start_tracker ;;
+	dashboard) start_dashboard ;;
 	*) usage ;;
 	esac
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Create the unprivileged test users ferry-alice (uid 2101) and ferry-bob
-# (uid 2102): own groups, homes 0700, /bin/bash, never in the docker group.
+# Create the unprivileged test users ferry-alice (uid 2101), ferry-bob
+# (uid 2102) and ferry-carol (uid 2103, the dashboard's admin in the
+# harness): own groups, homes 0700, /bin/bash, never in the docker group.
 # Idempotent: an existing user with the right uid is kept as it is.
 set -euo pipefail
 FERRY_LOG_TAG=users
@@ -41,4 +42,5 @@ ensure_user() {
 
 ensure_user ferry-alice 2101
 ensure_user ferry-bob 2102
-log "test users ready: $(id ferry-alice); $(id ferry-bob)"
+ensure_user ferry-carol 2103 # a TA: a dashboard admin in tests/cluster.sh's config
+log "test users ready: $(id ferry-alice); $(id ferry-bob); $(id ferry-carol)"

@@ -15,6 +15,7 @@ import (
 // EventSource is what the hub reads: one blocking read of the event stream
 // at a time.
 type EventSource interface {
+	LastEventID(ctx context.Context) (string, error)
 	WaitEvents(ctx context.Context, after string, block time.Duration, count int64) ([]store.Event, error)
 }
 
@@ -29,9 +30,10 @@ type Hub struct {
 	block time.Duration
 	buf   int
 
-	mu   sync.Mutex
-	subs map[*Sub]struct{}
-	last string // the last stream id read
+	mu    sync.Mutex
+	subs  map[*Sub]struct{}
+	last  string        // the last stream id read
+	ready chan struct{} // closed once last is known
 
 	reads   atomic.Int64 // blocking reads sent
 	dropped atomic.Int64 // subscribers dropped for being slow
@@ -57,7 +59,7 @@ func NewHub(src EventSource, log *slog.Logger) *Hub {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Hub{src: src, log: log, block: 5 * time.Second, buf: subBuffer, subs: map[*Sub]struct{}{}}
+	return &Hub{src: src, log: log, block: 5 * time.Second, buf: subBuffer, subs: map[*Sub]struct{}{}, ready: make(chan struct{})}
 }
 
 // Subscribe adds a subscriber that receives the events filter accepts
@@ -96,18 +98,47 @@ func (h *Hub) Reads() int64 { return h.reads.Load() }
 // Dropped is the number of subscribers dropped for falling behind.
 func (h *Hub) Dropped() int64 { return h.dropped.Load() }
 
-// Last is the stream id of the last event read ("" before the first).
+// Last is the stream id of the last event the hub read: a page that reads
+// the store after taking it and hands it to its event stream (?since=)
+// misses no change. "" while the hub has not reached Redis yet.
 func (h *Hub) Last() string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.last
 }
 
+// Ready is closed once the hub knows its place in the stream.
+func (h *Hub) Ready() <-chan struct{} { return h.ready }
+
 // Run reads the stream until ctx ends, starting with events newer than now.
 func (h *Hub) Run(ctx context.Context) {
-	after := "$"
+	after := ""
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
+		if after == "" {
+			// Start from the newest event by its id, not "$": Last is then
+			// a real position from the start, which pages hand to their
+			// event streams.
+			id, err := h.src.LastEventID(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				h.log.Warn("event stream", "err", err)
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(backoff):
+				}
+				backoff = min(2*backoff, 5*time.Second)
+				continue
+			}
+			after = id
+			h.mu.Lock()
+			h.last = id
+			h.mu.Unlock()
+			close(h.ready)
+		}
 		h.reads.Add(1)
 		evs, err := h.src.WaitEvents(ctx, after, h.block, readCount)
 		if err != nil {

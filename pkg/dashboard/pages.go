@@ -164,6 +164,7 @@ func (s *Server) list(ctx context.Context, lq listQuery) (*listResult, error) {
 }
 
 func (s *Server) jobsPage(w http.ResponseWriter, r *http.Request, me *who) {
+	since := s.hub.Last() // before the store is read: no change falls between
 	lq := s.parseList(r, me)
 	res, err := s.list(r.Context(), lq)
 	if err != nil {
@@ -172,7 +173,7 @@ func (s *Server) jobsPage(w http.ResponseWriter, r *http.Request, me *who) {
 	}
 	s.render(w, r, "jobs.html", me, map[string]any{
 		"Q": lq, "R": res, "States": []string{"active", "queued", "running", "succeeded", "failed", "cancelled"},
-		"Title": "Jobs",
+		"Title": "Jobs", "Since": since,
 	})
 }
 
@@ -209,6 +210,7 @@ func (s *Server) jobView(ctx context.Context, j *store.Job) *jobView {
 }
 
 func (s *Server) jobPage(w http.ResponseWriter, r *http.Request, me *who) {
+	since := s.hub.Last()
 	j := s.loadJob(w, r, me)
 	if j == nil {
 		return
@@ -221,7 +223,7 @@ func (s *Server) jobPage(w http.ResponseWriter, r *http.Request, me *who) {
 		"V": v, "Title": "Job " + j.ID.Short(),
 		"Log": tail, "LogOffset": off, "LogNext": off + int64(len(tail)), "LogSize": size, "LogErr": errText(err),
 		"Outputs": outs, "OutputsErr": errText(outErr), "Charts": charts,
-		"Reproduce": s.reproduce(j),
+		"Reproduce": s.reproduce(j), "Since": since,
 	})
 }
 

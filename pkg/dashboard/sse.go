@@ -96,7 +96,12 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, me *who) {
 		return
 	}
 	ctx := r.Context()
+	// A page sends the stream position it was rendered at (?since=); a
+	// reconnecting browser, the last event it got (Last-Event-ID).
 	last := r.Header.Get("Last-Event-ID")
+	if last == "" {
+		last = r.URL.Query().Get("since")
+	}
 	if last != "" && validStreamID(last) {
 		// Subscribed first, so nothing falls between the replay and the
 		// live events; live ones already replayed are skipped below.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -157,4 +158,27 @@ func TestLogNotFollowedThroughLink(t *testing.T) {
 	assert.NotContains(t, body, "secret")
 	_, body = e.get(e.client("alice"), "/jobs/"+string(jobA))
 	assert.NotContains(t, body, "bob's secret")
+}
+
+// A page hands its event stream the position it was rendered at: a change
+// between the render and the stream's start is not lost.
+func TestEventsSinceRender(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	<-e.srv.Hub().Ready()
+	c := e.client("alice")
+	_, page := e.get(c, "/jobs")
+	i := strings.Index(page, `data-since="`)
+	require.GreaterOrEqual(t, i, 0, "the page carries its stream position")
+	since := page[i+len(`data-since="`):]
+	since = since[:strings.IndexByte(since, '"')]
+	require.True(t, validStreamID(since), since)
+
+	e.change(jobA, func(j *store.Job) { j.State = job.Succeeded }) // before the stream starts
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, ch := e.stream(ctx, c, "/events?since="+since, nil)
+	got := decodeEvent(t, next(t, ch, "state"))
+	assert.Equal(t, jobA, got.ID)
+	assert.Equal(t, job.Succeeded, got.State)
 }

@@ -62,11 +62,12 @@ type failureGroup struct {
 var goalMin = regexp.MustCompile(`(?i)(loss|err|error|mse|mae|rmse|perplexity|time|latency|regret|cost)`)
 
 func (s *Server) sweepPage(w http.ResponseWriter, r *http.Request, me *who) {
+	since := s.hub.Last()
 	v := s.sweep(w, r, me, true)
 	if v == nil {
 		return
 	}
-	s.render(w, r, "sweep.html", me, map[string]any{"S": v, "Title": "Sweep " + v.ID.Short()})
+	s.render(w, r, "sweep.html", me, map[string]any{"S": v, "Title": "Sweep " + v.ID.Short(), "Since": since})
 }
 
 func (s *Server) sweepTable(w http.ResponseWriter, r *http.Request, me *who) {

@@ -467,6 +467,19 @@ func (r *Redis) Events(ctx context.Context, after string, count int64) ([]Event,
 	return decodeEvents(msgs), nil
 }
 
+// LastEventID is the stream id of the newest event ("0-0" when there is
+// none): where a reader that wants only what comes next starts.
+func (r *Redis) LastEventID(ctx context.Context) (string, error) {
+	msgs, err := r.c.XRevRangeN(ctx, r.k.Events(), "+", "-", 1).Result()
+	if err != nil {
+		return "", fmt.Errorf("redis %s: %w", r.o.Addr, err)
+	}
+	if len(msgs) == 0 {
+		return "0-0", nil
+	}
+	return msgs[0].ID, nil
+}
+
 // WaitEvents blocks up to block for events after the stream id after ("$"
 // = only new ones), as a dashboard following the stream does.
 func (r *Redis) WaitEvents(ctx context.Context, after string, block time.Duration, count int64) ([]Event, error) {

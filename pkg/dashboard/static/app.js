@@ -16,7 +16,11 @@
     t.innerHTML = html.trim();
     return t.firstElementChild;
   }
+  // The page says where in the event stream it was rendered: the stream
+  // starts there, so nothing that changed meanwhile is missed.
   function watch(url, handlers) {
+    const since = document.body.dataset.since;
+    if (since) url += (url.includes("?") ? "&" : "?") + "since=" + encodeURIComponent(since);
     const es = new EventSource(url);
     es.onopen = () => setLive(true);
     es.onerror = () => setLive(false);
