@@ -52,8 +52,7 @@ func browser(t *testing.T) context.Context {
 		chromedp.Flag("disable-dev-shm-usage", true))
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelB := chromedp.NewContext(actx)
-	ctx, cancelC := context.WithTimeout(ctx, 10*time.Minute)
-	t.Cleanup(func() { cancelC(); cancelB(); cancelA() })
+	t.Cleanup(func() { cancelB(); cancelA() })
 	require.NoError(t, chromedp.Do(ctx), "start chromium")
 	return ctx
 }
@@ -81,9 +80,20 @@ func loginLink(t *testing.T, u tuser) string {
 	return out.URL
 }
 
+// do runs browser actions, each batch bounded: a page that never loads
+// fails the test instead of hanging it.
+func do(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	require.NoError(t, chromedp.Do(ctx, steps...), what)
+}
+
 // eval runs JS in the page and decodes its value.
 func eval[T any](t *testing.T, ctx context.Context, js string) T {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
 	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
 	require.NoError(t, err, js)
 	return v
@@ -94,7 +104,10 @@ func waitJS(t *testing.T, ctx context.Context, js string, timeout time.Duration,
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		if ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js)); err == nil && ok {
+		ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		ok, err := chromedp.Run(ectx, chromedp.Evaluate[bool](js))
+		cancel()
+		if err == nil && ok {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -113,11 +126,11 @@ func TestDashboardInBrowser(t *testing.T) {
 	ctx := browser(t)
 	a, b := lookup(t, alice), lookup(t, bob)
 
-	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(dashURL+"/jobs"), chromedp.WaitVisible(chromedp.CSS("#login-form"))))
+	do(t, ctx, "browser", chromedp.Navigate(dashURL+"/jobs"), chromedp.WaitVisible(chromedp.CSS("#login-form")))
 	screenshot(t, ctx, "01-login")
 
 	// The link logs in: its #fragment fills the form, which submits itself.
-	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(loginLink(t, a)), chromedp.WaitVisible(chromedp.CSS("#jobs"))))
+	do(t, ctx, "browser", chromedp.Navigate(loginLink(t, a)), chromedp.WaitVisible(chromedp.CSS("#jobs")))
 	assert.Equal(t, alice, eval[string](t, ctx, `document.querySelector("#me").textContent`))
 	assert.NotContains(t, eval[string](t, ctx, `location.href`), "token", "the token leaves the address bar")
 
@@ -155,8 +168,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	// A second tab follows the job's page and its log.
 	tab, cancelTab := chromedp.NewContext(ctx)
 	defer cancelTab()
+	require.NoError(t, chromedp.Do(tab), "open a second tab") // its first run: no timeout, or the tab ends with it
 	waitState(t, a, ticks.ID, 90*time.Second, func(st job.Status) bool { return st.State == job.Running || st.State.Terminal() })
-	require.NoError(t, chromedp.Do(tab, chromedp.Navigate(dashURL+"/jobs/"+ticks.ID), chromedp.WaitVisible(chromedp.CSS("#log"))))
+	do(t, tab, "browser", chromedp.Navigate(dashURL+"/jobs/"+ticks.ID), chromedp.WaitVisible(chromedp.CSS("#log")))
 	eval[bool](t, tab, `(window.__mark = "kept", true)`)
 	waitJS(t, tab, `document.querySelector("#log").textContent.includes("tick 2")`, time.Minute, "the log shows its first lines")
 	first := eval[string](t, tab, `document.querySelector("#log").textContent`)
@@ -195,51 +209,59 @@ func TestDashboardInBrowser(t *testing.T) {
 	for _, task := range sw.Tasks {
 		waitState(t, a, string(task.ID), 3*time.Minute, func(st job.Status) bool { return st.State.Terminal() })
 	}
-	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(dashURL+"/sweeps/"+string(sw.ID)), chromedp.WaitVisible(chromedp.CSS("#tasks"))))
+	do(t, ctx, "browser", chromedp.Navigate(dashURL+"/sweeps/"+string(sw.ID)), chromedp.WaitVisible(chromedp.CSS("#tasks")))
 	metric := func() []float64 {
 		return eval[[]float64](t, ctx, `[...document.querySelectorAll('#tasks tbody td[data-metric="sum_of_squares"]')].map(td => parseFloat(td.textContent))`)
 	}
 	waitJS(t, ctx, `document.querySelectorAll('#tasks tbody td[data-metric="sum_of_squares"]').length === 4 &&
 		[...document.querySelectorAll('#tasks tbody td[data-metric="sum_of_squares"]')].every(td => td.textContent.trim() !== "")`,
 		time.Minute, "every task's metric is on the sweep page")
-	desc := metric()
-	assert.True(t, sort.SliceIsSorted(desc, func(i, j int) bool { return desc[i] > desc[j] }), "best (largest) first by default: %v", desc)
 	screenshot(t, ctx, "06-sweep")
-	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`a[data-sort-key="metric:sum_of_squares"]`)), chromedp.WaitVisible(chromedp.CSS("#tasks"))))
-	waitJS(t, ctx, `location.search.includes("sort=metric")`, 30*time.Second, "sorted by the metric")
+	// A click on the metric's header sorts by it, best (largest) first; a
+	// second click turns it round.
+	sortBy := func(want string) {
+		do(t, ctx, "sort", chromedp.Click(chromedp.CSS(`a[data-sort-key="metric:sum_of_squares"]`)))
+		waitJS(t, ctx, `location.search.includes("sort=metric") && location.search.includes("`+want+`") &&
+			document.querySelectorAll('#tasks tbody td[data-metric="sum_of_squares"]').length === 4`, 30*time.Second, "sorted "+want)
+	}
+	sortBy("dir=desc")
+	desc := metric()
+	assert.True(t, sort.SliceIsSorted(desc, func(i, j int) bool { return desc[i] > desc[j] }), "largest first: %v", desc)
+	assert.Contains(t, eval[string](t, ctx, `document.querySelector("#best").textContent`), "sum_of_squares = 20540", "the best-run card follows the sorted metric")
+	sortBy("sort=metric%3Asum_of_squares")
+	waitJS(t, ctx, `!location.search.includes("dir=desc")`, 30*time.Second, "ascending")
 	asc := metric()
-	assert.True(t, sort.Float64sAreSorted(asc), "ascending after a click on the header: %v", asc)
-	assert.Equal(t, 4, len(asc))
-	assert.Contains(t, eval[string](t, ctx, `document.querySelector("#best").textContent`), "sum_of_squares")
+	assert.True(t, sort.Float64sAreSorted(asc), "ascending after a second click: %v", asc)
+	assert.Len(t, asc, 4)
 	screenshot(t, ctx, "07-sweep-sorted")
 
 	// Cancel a running job from its page.
 	long := submit(t, a, adir, aproj, "--", "sleep", "300")
 	waitState(t, a, long.ID, 90*time.Second, func(st job.Status) bool { return st.State == job.Running })
-	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(dashURL+"/jobs/"+long.ID), chromedp.WaitVisible(chromedp.CSS("#cancel"))))
-	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#cancel")), chromedp.WaitVisible(chromedp.CSS("#summary"))))
+	do(t, ctx, "browser", chromedp.Navigate(dashURL+"/jobs/"+long.ID), chromedp.WaitVisible(chromedp.CSS("#cancel")))
+	do(t, ctx, "browser", chromedp.Click(chromedp.CSS("#cancel")), chromedp.WaitVisible(chromedp.CSS("#summary")))
 	waitJS(t, ctx, `document.querySelector("#summary .summary").dataset.state === "cancelled"`, 90*time.Second, "the page shows the job cancelled")
 	st := waitState(t, a, long.ID, 30*time.Second, func(st job.Status) bool { return st.State.Terminal() })
 	assert.Equal(t, job.Cancelled, st.State, "ferry status agrees")
 	screenshot(t, ctx, "08-job-cancelled")
 
-	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(dashURL+"/nodes"), chromedp.WaitVisible(chromedp.CSS("#nodes"))))
+	do(t, ctx, "browser", chromedp.Navigate(dashURL+"/nodes"), chromedp.WaitVisible(chromedp.CSS("#nodes")))
 	assert.Contains(t, eval[string](t, ctx, `document.querySelector("#nodes").textContent`), "w1")
 	screenshot(t, ctx, "09-nodes")
 	// Alice may not see the course view, nor bob's jobs.
-	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(dashURL+"/course")))
+	do(t, ctx, "browser", chromedp.Navigate(dashURL+"/course"))
 	assert.Contains(t, eval[string](t, ctx, `document.body.textContent`), "403")
-	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(dashURL+"/jobs/"+blockers[0])))
+	do(t, ctx, "browser", chromedp.Navigate(dashURL+"/jobs/"+blockers[0]))
 	assert.Contains(t, eval[string](t, ctx, `document.body.textContent`), "not one of yours")
 
 	// A TA (dashboard.admins) sees the course and every job.
 	c := lookup(t, "ferry-carol")
 	ta := browser(t)
-	require.NoError(t, chromedp.Do(ta, chromedp.Navigate(loginLink(t, c)), chromedp.WaitVisible(chromedp.CSS("#jobs"))))
+	do(t, ta, "browser", chromedp.Navigate(loginLink(t, c)), chromedp.WaitVisible(chromedp.CSS("#jobs")))
 	all := eval[string](t, ta, `document.querySelector("#jobs").textContent`)
 	assert.Contains(t, all, ticks.ID[:10])
 	assert.Contains(t, all, blockers[0][:10], "an admin sees bob's jobs too")
-	require.NoError(t, chromedp.Do(ta, chromedp.Navigate(dashURL+"/course"), chromedp.WaitVisible(chromedp.CSS(".users"))))
+	do(t, ta, "browser", chromedp.Navigate(dashURL+"/course"), chromedp.WaitVisible(chromedp.CSS(".users")))
 	course := eval[string](t, ta, `document.querySelector(".users").textContent`)
 	assert.Contains(t, course, alice)
 	assert.Contains(t, course, bob)
