@@ -59,7 +59,7 @@ changed() {
 # ------------------------------------------------------------------ config
 
 KNOWN_KEYS=(CLUSTER_NAME WORKERS WORKER_CPUS WORKER_MEM_MB MODE HEAD_ADDR BIND_ADDR
-	JUPYTER_PORT DASHBOARD_PORT REDIS_PORT REDIS_PASSWORD_FILE HOME_ROOT DATA_DIR SCRATCH_DIR MOUNT_DIR
+	JUPYTER_PORT DASHBOARD_PORT DASHBOARD_URL DASHBOARD_ADMINS REDIS_PORT REDIS_PASSWORD_FILE HOME_ROOT DATA_DIR SCRATCH_DIR MOUNT_DIR
 	STATE_DIR USERS_FILE JUPYTER_USER JUPYTER_TOKEN MUNGE_UID MUNGE_GID SLURM_UID
 	SLURM_GID IMAGE_PREFIX IMAGE_TAG DEBIAN_MIRROR PERFMON)
 
@@ -124,6 +124,7 @@ load_config() {
 	: "${MUNGE_UID:=990}" "${MUNGE_GID:=990}" "${SLURM_UID:=64030}" "${SLURM_GID:=64030}"
 	: "${IMAGE_PREFIX:=ferry}" "${IMAGE_TAG:=latest}" "${DEBIAN_MIRROR:=http://deb.debian.org/debian}"
 	: "${PERFMON:=0}" "${HEAD_ADDR:=}" "${JUPYTER_USER:=}" "${JUPYTER_TOKEN:=}" "${REDIS_PASSWORD_FILE:=}"
+	: "${DASHBOARD_URL:=}" "${DASHBOARD_ADMINS:=}"
 	: "${WORKER_CPUS:=$(nproc)}"
 	: "${WORKER_MEM_MB:=$(($(awk '/^MemTotal:/ {print int($2/1024)}' /proc/meminfo) - 1024))}"
 
@@ -135,6 +136,9 @@ load_config() {
 	check_port JUPYTER_PORT "$JUPYTER_PORT"
 	check_port DASHBOARD_PORT "$DASHBOARD_PORT"
 	check_port REDIS_PORT "$REDIS_PORT"
+	[[ -z $DASHBOARD_URL || $DASHBOARD_URL =~ ^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$ ]] ||
+		bad DASHBOARD_URL "'$DASHBOARD_URL' is not http(s)://host[:port]"
+	[[ $DASHBOARD_ADMINS =~ ^[a-z0-9_.,-]*$ ]] || bad DASHBOARD_ADMINS "'$DASHBOARD_ADMINS': user names separated by commas"
 	local k
 	for k in MUNGE_UID MUNGE_GID SLURM_UID SLURM_GID; do
 		is_uint "${!k}" || bad "$k" "'${!k}' is not a numeric id"
@@ -203,11 +207,15 @@ load_users() {
 		USER_NAMES+=("$name")
 	done <"$f"
 	((${#USER_NAMES[@]})) || bad USERS_FILE "$f lists no user (one name:uid a line)"
+	local admin
+	for admin in ${DASHBOARD_ADMINS//,/ }; do
+		[[ -n ${USER_UIDS[$admin]:-} ]] || bad DASHBOARD_ADMINS "'$admin' is not in $(basename "$f")"
+	done
 }
 
 check_ports() {
 	local k
-	for k in JUPYTER_PORT REDIS_PORT; do
+	for k in JUPYTER_PORT DASHBOARD_PORT REDIS_PORT; do
 		if port_in_use "${!k}"; then
 			bad "$k" "port ${!k} is already in use on this host (pick another in $CONFIG_NAME)"
 		fi
@@ -236,7 +244,8 @@ export_compose_env() {
 	export FERRY_CLUSTER_NAME=$CLUSTER_NAME FERRY_IMAGE_PREFIX=$IMAGE_PREFIX FERRY_IMAGE_TAG=$IMAGE_TAG \
 		FERRY_HOME_ROOT=$HOME_ROOT FERRY_DATA_DIR=$DATA_DIR FERRY_SCRATCH_DIR=$SCRATCH_DIR \
 		FERRY_MOUNT_DIR=$MOUNT_DIR FERRY_STATE_DIR=$STATE_DIR FERRY_BIND_ADDR=$BIND_ADDR \
-		FERRY_JUPYTER_PORT=$JUPYTER_PORT FERRY_REDIS_PORT=$REDIS_PORT FERRY_JUPYTER_USER=$JUPYTER_USER
+		FERRY_JUPYTER_PORT=$JUPYTER_PORT FERRY_REDIS_PORT=$REDIS_PORT FERRY_JUPYTER_USER=$JUPYTER_USER \
+		FERRY_DASHBOARD_PORT=$DASHBOARD_PORT
 }
 
 # put FILE CONTENT-FILE: replace FILE's content in place when it differs
@@ -334,7 +343,20 @@ perfmon: $([[ $PERFMON == 1 ]] && echo true || echo false)
 redis:
   addr: redis:6379
   password_file: /etc/ferry/redis.pass
+dashboard:
+  listen: 0.0.0.0:8090
+  url: $(dashboard_url)
+  admins: [${DASHBOARD_ADMINS//,/, }]
 EOF
+}
+
+# dashboard_url is DASHBOARD_URL, or this host's name and DASHBOARD_PORT.
+dashboard_url() {
+	if [[ -n $DASHBOARD_URL ]]; then
+		echo "${DASHBOARD_URL%/}"
+	else
+		echo "http://$(hostname -f 2>/dev/null || hostname):$DASHBOARD_PORT"
+	fi
 }
 
 render_ferry_swarm_yaml() {
@@ -685,7 +707,7 @@ summary() {
 
 ferry cluster '$CLUSTER_NAME' is up ($MODE): head, ${WORKERS} worker(s) (${WORKER_NAMES[*]}), user node, redis.
   Jupyter (as $JUPYTER_USER):  http://$host:$JUPYTER_PORT/?token=$token
-  dashboard:              not part of this ferry version yet (port $DASHBOARD_PORT is kept for it)
+  dashboard:              $(dashboard_url)  (each user runs 'ferry login' for a link that logs them in)
   a shell as a user:      docker exec -it -u $JUPYTER_USER -w $HOME_ROOT/$JUPYTER_USER $(svc_container user) bash
   submit a job:           ferry submit --follow ./myproj -- python3 train.py
   Slurm, as the admin:    docker exec $(svc_container head) squeue

@@ -24,10 +24,17 @@ HEAD_ADDR=
 
 # --- ports on the host ----------------------------------------------------
 # Published on BIND_ADDR. Jupyter is the user node's notebook server; the
-# dashboard port is reserved for ferry's dashboard (served once it exists).
+# dashboard is ferry's web view of the jobs, served by the head node.
 BIND_ADDR=0.0.0.0
 JUPYTER_PORT=8888
 DASHBOARD_PORT=8080
+# The dashboard's address as browsers reach it: `ferry login` prints links
+# to it, and it answers only to its host name (and localhost). Empty:
+# http://<this host's FQDN>:DASHBOARD_PORT. Behind a TLS proxy, its https URL.
+DASHBOARD_URL=
+# Users of the users list who see every job on the dashboard and its
+# course view (TAs, teachers), comma-separated. Empty: none.
+DASHBOARD_ADMINS=
 # Redis is published on 127.0.0.1 only, for the admin (redis-cli).
 REDIS_PORT=6379
 # A file holding the Redis password (one line). Empty: a random one, made

@@ -47,7 +47,7 @@ fi
 
 # The test users' spools belong to the tests: each run starts from empty
 # ones, so that earlier runs' thousands of jobs do not slow this one down.
-for u in ferry-alice ferry-bob; do
+for u in ferry-alice ferry-bob ferry-carol; do
 	h=$(getent passwd "$u" | cut -d: -f6)
 	if [[ -n $h && -d $h ]]; then
 		rm -rf "$h/.ferry/jobs" "$h/e2e"
@@ -69,6 +69,12 @@ if ((have_pkg == 0)); then
 	mapfile -t pkgs < <(go list ./... | grep -v '/tests/deploy$')
 	args+=("${pkgs[@]}")
 fi
+
+# The dashboard's browser test drives Debian's headless Chromium; its
+# screenshots are kept in $FERRY_ARTIFACTS/dashboard.
+ensure_packages chromium fonts-dejavu-core
+export FERRY_ARTIFACTS=${FERRY_ARTIFACTS:-/tmp/ferry-artifacts}
+rm -rf "$FERRY_ARTIFACTS/dashboard"
 
 # The Python client's unit tests (a fake ferry CLI; no cluster needed).
 ensure_python_packages
@@ -135,5 +141,6 @@ if [[ ${CI:-} == true ]]; then
 	fi
 fi
 
+[[ -d $FERRY_ARTIFACTS/dashboard ]] && log "dashboard screenshots: $FERRY_ARTIFACTS/dashboard/"
 if ((rc == 0)); then log "tests passed"; else log "tests FAILED (exit $rc)"; fi
 exit "$rc"

@@ -690,10 +690,10 @@ func TestBenchEvents(t *testing.T) {
 			ms(quantile(p.last, 0.5)), ms(quantile(p.last, 0.99)), ms(quantile(p.apply, 0.5)), p.dropped)
 	}
 	probe := b.srv.Hub().Subscribe(nil)
-	chanBytes := cap(probe.C) * int(unsafe.Sizeof(store.Event{}))
+	chanBytes := cap(probe.C) * int(unsafe.Sizeof(&store.Event{}))
 	b.srv.Hub().Unsubscribe(probe)
-	benchLine(t, "events: of each stream's memory, its hub channel (%d store.Event values of %d bytes, allocated on subscribing) is %.1f KB",
-		cap(probe.C), unsafe.Sizeof(store.Event{}), float64(chanBytes)/1024)
+	benchLine(t, "events: of each stream's memory, its hub channel (%d pointers to shared events, %d bytes each) is %.1f KB",
+		cap(probe.C), unsafe.Sizeof(&store.Event{}), float64(chanBytes)/1024)
 	// The dashboard reads the stream once for all streams; its other
 	// Redis connections are go-redis's pools (10 per CPU, and 10 for
 	// pipelines), used by the session lookups while the streams connect.

@@ -166,6 +166,20 @@ func TestListsShowOwnJobsOnly(t *testing.T) {
 		Jobs  []apiJob `json:"jobs"`
 		Total int64    `json:"total"`
 	}
+	// An admin's active filters read the active set, not the whole index.
+	for state, want := range map[string][]job.ID{"queued": {jobB}, "running": {jobA}, "active": {jobB, jobA}} {
+		var page struct {
+			Jobs []apiJob `json:"jobs"`
+		}
+		_, raw := e.get(e.client("carol"), "/api/v1/jobs?state="+state)
+		require.NoError(t, json.Unmarshal([]byte(raw), &page))
+		var got []job.ID
+		for _, j := range page.Jobs {
+			got = append(got, j.ID)
+		}
+		assert.ElementsMatch(t, want, got, state)
+	}
+
 	code, raw := e.get(e.client("alice"), "/api/v1/jobs?state=failed")
 	require.Equal(t, http.StatusOK, code)
 	require.NoError(t, json.Unmarshal([]byte(raw), &out))

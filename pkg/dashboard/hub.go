@@ -41,7 +41,7 @@ type Hub struct {
 
 // Sub is one subscriber.
 type Sub struct {
-	C      chan store.Event
+	C      chan *store.Event // shared with the other subscribers: read only
 	filter func(*store.Event) bool
 	closed bool
 }
@@ -65,7 +65,7 @@ func NewHub(src EventSource, log *slog.Logger) *Hub {
 // Subscribe adds a subscriber that receives the events filter accepts
 // (nil: all). Call Unsubscribe when done.
 func (h *Hub) Subscribe(filter func(*store.Event) bool) *Sub {
-	s := &Sub{C: make(chan store.Event, h.buf), filter: filter}
+	s := &Sub{C: make(chan *store.Event, h.buf), filter: filter}
 	h.mu.Lock()
 	h.subs[s] = struct{}{}
 	h.mu.Unlock()
@@ -174,7 +174,7 @@ func (h *Hub) publish(evs []store.Event) {
 				continue
 			}
 			select {
-			case s.C <- *e:
+			case s.C <- e:
 			default:
 				delete(h.subs, s)
 				s.closed = true

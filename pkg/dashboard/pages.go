@@ -130,6 +130,9 @@ func (s *Server) list(ctx context.Context, lq listQuery) (*listResult, error) {
 		}
 		return &listResult{Jobs: jobs, Total: total, HasPrev: lq.Page > 0, HasNext: p.Offset+int64(len(jobs)) < total}, nil
 	}
+	if lq.User == "" && activeFilter(lq.State) {
+		return s.listActive(ctx, lq)
+	}
 	res := &listResult{Filtered: true, HasPrev: lq.After > 0}
 	off := lq.After
 	const chunk = 200
@@ -160,6 +163,41 @@ func (s *Server) list(ctx context.Context, lq listQuery) (*listResult, error) {
 		res.Next, res.HasNext = off, true
 		res.Capped = len(res.Jobs) < PageSize
 	}
+	return res, nil
+}
+
+// activeFilter reports whether a state filter keeps only jobs that have
+// not ended: the active set holds them all, however many jobs have ended.
+func activeFilter(state string) bool {
+	switch job.State(state) {
+	case "active", job.Queued, job.Running, job.Completing, job.Requeued:
+		return true
+	}
+	return false
+}
+
+// listActive pages the jobs that have not ended (everyone's: an admin's
+// view), newest first, from the active set instead of the whole index.
+func (s *Server) listActive(ctx context.Context, lq listQuery) (*listResult, error) {
+	active, err := s.o.Store.ActiveJobs(ctx, maxScan)
+	if err != nil {
+		return nil, err
+	}
+	res := &listResult{Filtered: true, HasPrev: lq.After > 0, Scanned: int64(len(active)), Total: int64(len(active))}
+	var match []*store.Job
+	for i := len(active) - 1; i >= 0; i-- { // the set is oldest first
+		j := active[i]
+		if (lq.Project == "" || j.Project == lq.Project) && stateMatch(lq.State, j.State) {
+			match = append(match, j)
+		}
+	}
+	from := min(lq.After, int64(len(match)))
+	to := min(from+PageSize, int64(len(match)))
+	res.Jobs = match[from:to]
+	if to < int64(len(match)) {
+		res.Next, res.HasNext = to, true
+	}
+	res.Capped = len(active) == maxScan
 	return res, nil
 }
 

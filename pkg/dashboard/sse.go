@@ -146,7 +146,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, me *who) {
 			if last != "" && !streamLess(last, e.StreamID) {
 				continue
 			}
-			if s.sendEvent(sse, &e) != nil {
+			if s.sendEvent(sse, e) != nil {
 				return
 			}
 		}

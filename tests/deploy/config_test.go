@@ -31,7 +31,7 @@ func TestBadConfig(t *testing.T) {
 		{
 			name:  "unknown key",
 			extra: []string{"WOKRERS=3"},
-			want:  "WOKRERS: unknown setting on line 19 (known: CLUSTER_NAME WORKERS WORKER_CPUS",
+			want:  "WOKRERS: unknown setting on line 20 (known: CLUSTER_NAME WORKERS WORKER_CPUS",
 		},
 		{
 			name:  "users list with a duplicate uid",
@@ -57,6 +57,16 @@ func TestBadConfig(t *testing.T) {
 			name:  "a users line that is not name:uid",
 			users: "carol:3001\nDave 3002\n",
 			want:  "USERS_FILE: users.list:2: 'Dave3002' is not name:uid (a lowercase user name and a numeric uid)",
+		},
+		{
+			name:  "dashboard admin not listed",
+			extra: []string{"DASHBOARD_ADMINS=" + alice + ",mallory"},
+			want:  "DASHBOARD_ADMINS: 'mallory' is not in users.list",
+		},
+		{
+			name:  "dashboard URL not http",
+			extra: []string{"DASHBOARD_URL=ftp://head"},
+			want:  "DASHBOARD_URL: 'ftp://head' is not http(s)://host[:port]",
 		},
 		{
 			name:  "jupyter user not listed",

@@ -148,7 +148,12 @@ func TestCluster(t *testing.T) {
 			assert.Empty(t, strings.TrimSpace(r.Out), "setuid/setgid files in %s", w)
 		}
 	})
-	t.Run("jobs from a shell and a notebook", func(t *testing.T) { testJobs(t) })
+	var ids []job.ID
+	t.Run("jobs from a shell and a notebook", func(t *testing.T) { ids = testJobs(t) })
+	t.Run("dashboard on the head node", func(t *testing.T) {
+		require.NotEmpty(t, ids, "the jobs subtest submitted nothing")
+		testDashboard(t, ids)
+	})
 	t.Run("worker killed mid-job", func(t *testing.T) { testWorkerKilled(t, cfg) })
 	t.Run("head restarted mid-run", func(t *testing.T) { testHeadRestart(t) })
 	t.Run("update mid-queue", func(t *testing.T) { testUpdate(t, cfg) })
@@ -162,7 +167,7 @@ sleep "${1:-3}"
 echo done >/out/done
 `
 
-func testJobs(t *testing.T) {
+func testJobs(t *testing.T) []job.ID {
 	p := project(t, alice, aliceUID, "interval", map[string]string{"run.sh": intervalJob})
 	var ids []job.ID
 	for i := 0; i < 4; i++ {
@@ -258,6 +263,7 @@ func testJobs(t *testing.T) {
 		}
 		t.Logf("%s ran %d jobs", node, len(rs))
 	}
+	return ids
 }
 
 func testWorkerKilled(t *testing.T, cfg string) {

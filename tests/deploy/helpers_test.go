@@ -74,7 +74,8 @@ func writeConfig(t testing.TB, dir string, extra ...string) string {
 		"USERS_FILE=users.list",
 		fmt.Sprintf("JUPYTER_PORT=%d", jupyterPort),
 		fmt.Sprintf("REDIS_PORT=%d", redisPort),
-		"DASHBOARD_PORT=18092",
+		fmt.Sprintf("DASHBOARD_PORT=%d", dashboardPort),
+		"DASHBOARD_ADMINS=" + bob, // bob is the course's TA
 		"IMAGE_PREFIX=" + imagePrefix,
 		"IMAGE_TAG=test",
 	}

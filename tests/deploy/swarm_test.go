@@ -61,6 +61,7 @@ func TestSwarm(t *testing.T) {
 		"MOUNT_DIR=/run/ferry-e2e-swarm",
 		"STATE_DIR="+swarmRoot+"/state",
 		"JUPYTER_PORT=18893",
+		"DASHBOARD_PORT=18894",
 		"REDIS_PORT=16393",
 	)
 	require.NoError(t, os.MkdirAll(homeRoot, 0o755))
