@@ -3,6 +3,7 @@ package dashboard
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -290,16 +291,23 @@ func TestLogin(t *testing.T) {
 	code, _ := e.get(c, "/jobs")
 	assert.Equal(t, http.StatusOK, code)
 
-	// The burst is 3 per client address: the 4th attempt is refused, even
-	// with the right token.
-	resp, err = e.client("").PostForm(e.http.URL+"/login", url.Values{"user": {"bob"}, "token": {e.tokens["bob"]}})
-	require.NoError(t, err)
-	resp.Body.Close()
-	assert.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	// The burst is 3 per user name: the 4th attempt is refused, even with
+	// the right token; another user is not held back by it.
+	for i := 0; i < 3; i++ {
+		resp, err = e.client("").PostForm(e.http.URL+"/login", url.Values{"user": {"bob"}, "token": {"guess"}})
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	}
 	resp, err = e.client("").PostForm(e.http.URL+"/login", url.Values{"user": {"bob"}, "token": {e.tokens["bob"]}})
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
+	assert.Equal(t, "60", resp.Header.Get("Retry-After"))
+	resp, err = e.client("").PostForm(e.http.URL+"/login", url.Values{"user": {"carol"}, "token": {e.tokens["carol"]}})
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusSeeOther, resp.StatusCode)
 }
 
 func TestRotatedTokenEndsSessions(t *testing.T) {
@@ -379,4 +387,18 @@ func TestSweepPage(t *testing.T) {
 	assert.Less(t, strings.Index(body, `data-id="`+string(task(0))+`"`), strings.Index(body, `data-id="`+string(task(1))+`"`), "ascending on request")
 	_, body = e.get(c, "/sweeps/"+string(sweep)+"?all=1")
 	assert.Contains(t, body, `param%3Aepochs`, "all params as columns on request")
+}
+
+// One client address gets six times a user's budget: guessing many users'
+// tokens from one address is held back too.
+func TestLoginLimitPerAddress(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.LoginBurst = 1; o.LoginEvery = time.Hour })
+	codes := []int{}
+	for i := 0; i < 7; i++ {
+		resp, err := e.client("").PostForm(e.http.URL+"/login", url.Values{"user": {fmt.Sprintf("user%d", i)}, "token": {"guess"}})
+		require.NoError(t, err)
+		resp.Body.Close()
+		codes = append(codes, resp.StatusCode)
+	}
+	assert.Equal(t, []int{401, 401, 401, 401, 401, 401, 429}, codes)
 }

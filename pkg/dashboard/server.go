@@ -69,8 +69,9 @@ type Options struct {
 	// Cluster is shown in the page title.
 	Cluster string
 	Log     *slog.Logger
-	// LoginEvery and LoginBurst rate-limit logins per client address and
-	// per user name: LoginBurst at once, then one per LoginEvery.
+	// LoginEvery and LoginBurst rate-limit logins per user name:
+	// LoginBurst at once, then one per LoginEvery. A client address gets
+	// six times as many (a class behind one NAT logs in at once).
 	LoginEvery time.Duration
 	LoginBurst int
 	// LogPoll is how often a log stream looks for new bytes (default 300 ms).
@@ -126,7 +127,7 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{
 		o: o, hub: NewHub(o.Store, o.Log), tmpl: t, log: o.Log,
-		ipLimit: auth.NewLimiter(o.LoginEvery, o.LoginBurst),
+		ipLimit: auth.NewLimiter(o.LoginEvery/6, 6*o.LoginBurst),
 		usLimit: auth.NewLimiter(o.LoginEvery, o.LoginBurst),
 		fpCheck: map[string]time.Time{},
 	}
