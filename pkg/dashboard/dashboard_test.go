@@ -97,6 +97,8 @@ func TestAccess(t *testing.T) {
 		{"/jobs/" + A + "/outputs/result.txt", false, false, data(ok, nf, ok)},
 		{"/sweeps/" + S, true, false, page(ok, nf, ok)},
 		{"/sweeps/" + S + "/table", false, false, data(ok, nf, ok)},
+		{"/projects/mnist", true, false, page(ok, nf, ok)},
+		{"/projects/mnist/table", false, false, data(ok, nf, ok)},
 		{"/nodes", true, false, page(ok, ok, ok)},
 		{"/course", true, false, page(fb, fb, ok)},
 		{"/events", false, true, data(ok, ok, ok)},
@@ -385,6 +387,12 @@ func TestSweepPage(t *testing.T) {
 	assert.Less(t, strings.Index(body, `data-id="`+string(task(1))+`"`), strings.Index(body, `data-id="`+string(task(0))+`"`))
 	_, body = e.get(c, "/sweeps/"+string(sweep)+"/table?sort=metric:acc")
 	assert.Less(t, strings.Index(body, `data-id="`+string(task(0))+`"`), strings.Index(body, `data-id="`+string(task(1))+`"`), "ascending on request")
+	// A project's page is the same table over its jobs.
+	code, body = e.get(c, "/projects/mnist")
+	require.Equal(t, http.StatusOK, code)
+	assert.Contains(t, body, "Project mnist")
+	assert.Contains(t, body, `data-table="/projects/mnist/table"`)
+	assert.Contains(t, body, `data-id="`+string(jobA)+`"`, "the project's plain job is a row too")
 	_, body = e.get(c, "/sweeps/"+string(sweep)+"?all=1")
 	assert.Contains(t, body, `param%3Aepochs`, "all params as columns on request")
 }

@@ -43,6 +43,8 @@ func (s *Server) routes() {
 	m.Handle("POST /jobs/{id}/cancel", s.page(s.cancelJob))
 	m.Handle("GET /sweeps/{id}", s.page(s.sweepPage))
 	m.Handle("GET /sweeps/{id}/table", s.page(s.sweepTable))
+	m.Handle("GET /projects/{name}", s.page(s.projectPage))
+	m.Handle("GET /projects/{name}/table", s.page(s.projectTable))
 	m.Handle("GET /nodes", s.page(s.nodesPage))
 	m.Handle("GET /course", s.page(s.coursePage))
 	m.Handle("GET /events", s.page(s.events))

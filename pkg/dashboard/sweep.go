@@ -8,8 +8,10 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/ferry-hpc/ferry/pkg/job"
@@ -25,7 +27,9 @@ const topCurves = 5
 
 // sweepView is a sweep's page.
 type sweepView struct {
-	ID        job.ID
+	ID        job.ID // "" for a project's page
+	TableURL  string // the table fragment's path
+	Capped    bool   // a project with more jobs than the page reads
 	User      string
 	Project   string
 	Total     int64
@@ -102,6 +106,80 @@ func (s *Server) sweep(w http.ResponseWriter, r *http.Request, me *who, full boo
 	}
 	q := r.URL.Query()
 	v := buildSweep(id, mine, total, q.Get("sort"), q.Get("dir") == "desc", q.Get("metric"), q.Get("goal"), q.Get("all") != "")
+	v.TableURL = "/sweeps/" + string(id) + "/table"
+	if full {
+		v.Failures = s.failures(mine)
+		s.sweepCharts(r.Context(), v)
+	}
+	return v
+}
+
+// maxProjectJobs bounds the jobs a project page reads (the newest).
+const maxProjectJobs = 1000
+
+func (s *Server) projectPage(w http.ResponseWriter, r *http.Request, me *who) {
+	since := s.hub.Last()
+	v := s.project(w, r, me, true)
+	if v == nil {
+		return
+	}
+	s.render(w, r, "sweep.html", me, map[string]any{"S": v, "Title": "Project " + v.Project, "Since": since})
+}
+
+func (s *Server) projectTable(w http.ResponseWriter, r *http.Request, me *who) {
+	v := s.project(w, r, me, false)
+	if v == nil {
+		return
+	}
+	s.render(w, r, "sweeptable", me, map[string]any{"S": v})
+}
+
+// project is a project's page: its jobs as a sweep's tasks (params that
+// vary, metrics, sorting, the best run). A student's own jobs in it; an
+// admin's, everyone's (?user= for one user's).
+func (s *Server) project(w http.ResponseWriter, r *http.Request, me *who, full bool) *sweepView {
+	name := r.PathValue("name")
+	q := r.URL.Query()
+	lq := listQuery{User: me.User, Project: name}
+	if me.Admin {
+		lq.User = q.Get("user")
+	}
+	// One user's jobs in it: that user's index, filtered; everyone's: the
+	// project's index.
+	var mine []*store.Job
+	var total int64
+	p := store.Page{User: lq.User, Limit: 500}
+	if lq.User == "" {
+		p.Project = name
+	}
+	for off := int64(0); len(mine) < maxProjectJobs && off < maxScan; off += p.Limit {
+		p.Offset = off
+		jobs, n, err := s.o.Store.Jobs(r.Context(), p)
+		if err != nil {
+			s.fail(w, r, http.StatusServiceUnavailable, "the job store is not answering: try again shortly")
+			return nil
+		}
+		total = n
+		for _, j := range jobs {
+			if j.Project == name && canSee(me, j) && len(mine) < maxProjectJobs {
+				mine = append(mine, j)
+			}
+		}
+		if int64(len(jobs)) < p.Limit {
+			break
+		}
+	}
+	if len(mine) == 0 {
+		s.fail(w, r, http.StatusNotFound, "no jobs in project "+strconv.Quote(name)+" (that you may see)")
+		return nil
+	}
+	v := buildSweep("", mine, int64(len(mine)), q.Get("sort"), q.Get("dir") == "desc", q.Get("metric"), q.Get("goal"), q.Get("all") != "")
+	v.Project = name
+	v.TableURL = "/projects/" + url.PathEscape(name) + "/table"
+	v.Capped = len(mine) == maxProjectJobs && total > maxProjectJobs
+	if lq.User != "" {
+		v.User = lq.User
+	}
 	if full {
 		v.Failures = s.failures(mine)
 		s.sweepCharts(r.Context(), v)
@@ -206,6 +284,9 @@ func buildSweep(id job.ID, tasks []*store.Job, total int64, sortBy string, desc 
 			return cmpAny(a.Params[key[6:]], b.Params[key[6:]])
 		case strings.HasPrefix(key, "metric:"):
 			return cmpAny(a.Metrics[key[7:]], b.Metrics[key[7:]])
+		}
+		if a.Job.Sweep == "" || b.Job.Sweep == "" { // a project's jobs: by submit time
+			return a.Job.Submitted.Compare(b.Job.Submitted)
 		}
 		return a.Job.TaskIndex - b.Job.TaskIndex
 	}

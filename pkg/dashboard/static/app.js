@@ -132,7 +132,7 @@
         if (user && e.user !== user) return;
         clearTimeout(timer);
         timer = setTimeout(async () => {
-          try { $("#sweep-table").innerHTML = await fragment("/sweeps/" + encodeURIComponent(sweep.dataset.id) + "/table" + location.search); } catch (err) { /* retry on the next event */ }
+          try { $("#sweep-table").innerHTML = await fragment(sweep.dataset.table + location.search); } catch (err) { /* retry on the next event */ }
         }, 500);
       },
     });
