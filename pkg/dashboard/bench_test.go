@@ -76,37 +76,14 @@ type benchEnv struct {
 }
 
 // newBenchEnv starts Redis and a dashboard on which logins can log in
-// with their home tokens; admins see every job. Logins are not limited.
+// with their home tokens; admins see every job. Logins are not limited,
+// and the heartbeat and log poll are the defaults.
 func newBenchEnv(t *testing.T, logins, admins []string) *benchEnv {
 	t.Helper()
-	rs := storetest.Start(t)
-	st := rs.Open(t, store.Options{Prefix: "ferry:"})
-	e := &env{t: t, st: st, homes: map[string]string{}, tokens: map[string]string{}, cancel: &fakeCancel{}}
-	root := t.TempDir()
-	for _, u := range logins {
-		h := filepath.Join(root, u)
-		require.NoError(t, os.MkdirAll(filepath.Join(h, ".ferry", "jobs"), 0o700))
-		tok, err := auth.NewToken()
-		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(filepath.Join(h, auth.TokenFile), []byte(tok), 0o600))
-		e.homes[u], e.tokens[u] = h, tok
-	}
-	tokens := &auth.Tokens{Lookup: func(name string) (auth.Account, error) {
-		h, ok := e.homes[name]
-		if !ok {
-			return auth.Account{}, fmt.Errorf("no such user %s", name)
-		}
-		return auth.Account{Home: h, UID: os.Getuid()}, nil
-	}}
-	srv, err := New(Options{Store: st, Sessions: &auth.Sessions{Store: st}, Tokens: tokens, Cancel: e.cancel,
-		Admins: admins, Cluster: "bench", LoginBurst: 1_000_000})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	go srv.Run(ctx)
-	e.srv = srv
-	e.http = httptest.NewServer(srv.Handler())
-	t.Cleanup(func() { e.http.Close(); cancel() })
-	return &benchEnv{env: e, redis: rs}
+	e := newEnvUsers(t, logins, admins, func(o *Options) {
+		o.Cluster, o.LoginBurst, o.LogPoll, o.Heartbeat = "bench", 1_000_000, 0, 0
+	})
+	return &benchEnv{env: e, redis: e.redis}
 }
 
 // session logs user in and returns the session cookie's value.

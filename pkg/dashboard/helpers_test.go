@@ -29,6 +29,7 @@ import (
 // students, carol is an admin. Their homes and job dirs are temp dirs.
 type env struct {
 	t      *testing.T
+	redis  *storetest.Server
 	st     *store.Redis
 	srv    *Server
 	http   *httptest.Server
@@ -60,12 +61,19 @@ var users = []string{"alice", "bob", "carol"}
 
 func newEnv(t *testing.T, mod ...func(*Options)) *env {
 	t.Helper()
+	return newEnvUsers(t, users, []string{"carol"}, mod...)
+}
+
+// newEnvUsers is newEnv with other users (each with a home and a home
+// token) and admins.
+func newEnvUsers(t *testing.T, logins, admins []string, mod ...func(*Options)) *env {
+	t.Helper()
 	rs := storetest.Start(t)
 	st := store.Open(store.Options{Addr: rs.Addr, Password: rs.Password, Prefix: "ferry:"})
 	t.Cleanup(func() { st.Close() })
-	e := &env{t: t, st: st, homes: map[string]string{}, tokens: map[string]string{}, cancel: &fakeCancel{}}
+	e := &env{t: t, redis: rs, st: st, homes: map[string]string{}, tokens: map[string]string{}, cancel: &fakeCancel{}}
 	root := t.TempDir()
-	for _, u := range users {
+	for _, u := range logins {
 		h := filepath.Join(root, u)
 		require.NoError(t, os.MkdirAll(filepath.Join(h, ".ferry", "jobs"), 0o700))
 		tok, err := auth.NewToken()
@@ -82,7 +90,7 @@ func newEnv(t *testing.T, mod ...func(*Options)) *env {
 	}}
 	o := Options{
 		Store: st, Sessions: &auth.Sessions{Store: st}, Tokens: tokens, Cancel: e.cancel,
-		Admins: []string{"carol"}, Cluster: "test", LogPoll: 20 * time.Millisecond, Heartbeat: time.Second,
+		Admins: admins, Cluster: "test", LogPoll: 20 * time.Millisecond, Heartbeat: time.Second,
 	}
 	for _, m := range mod {
 		m(&o)

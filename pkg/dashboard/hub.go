@@ -121,16 +121,9 @@ func (h *Hub) Run(ctx context.Context) {
 			// event streams.
 			id, err := h.src.LastEventID(ctx)
 			if err != nil {
-				if ctx.Err() != nil {
+				if !h.pause(ctx, err, &backoff) {
 					return
 				}
-				h.log.Warn("event stream", "err", err)
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(backoff):
-				}
-				backoff = min(2*backoff, 5*time.Second)
 				continue
 			}
 			after = id
@@ -142,16 +135,9 @@ func (h *Hub) Run(ctx context.Context) {
 		h.reads.Add(1)
 		evs, err := h.src.WaitEvents(ctx, after, h.block, readCount)
 		if err != nil {
-			if ctx.Err() != nil {
+			if !h.pause(ctx, err, &backoff) {
 				return
 			}
-			h.log.Warn("event stream", "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 5*time.Second)
 			continue
 		}
 		backoff = 100 * time.Millisecond
@@ -161,6 +147,22 @@ func (h *Hub) Run(ctx context.Context) {
 		after = evs[len(evs)-1].StreamID
 		h.publish(evs)
 	}
+}
+
+// pause logs a failed read and waits out the backoff, doubling it (up to
+// 5 s); false when ctx ended.
+func (h *Hub) pause(ctx context.Context, err error, backoff *time.Duration) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	h.log.Warn("event stream", "err", err)
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(*backoff):
+	}
+	*backoff = min(2**backoff, 5*time.Second)
+	return true
 }
 
 func (h *Hub) publish(evs []store.Event) {
