@@ -381,65 +381,54 @@ start_agents() {
 	done
 }
 
-# The tracker runs as root (it reads every user's job dirs) next to
-# slurmctld; slurm-hook (jobcomp, as SlurmUser) reaches it on
-# /run/ferry/tracker.sock. Restarted when the binary changed.
-start_tracker() {
+# start_head_daemon NAME PIDFILE LOGFILE READY-CMD [ARGS...]: start
+# `ferryd NAME ARGS` as root unless it runs already (restarted when the
+# binary changed), and wait up to 20 s for READY-CMD to succeed.
+start_head_daemon() {
+	local name=$1 pidf=$2 logf=$3 ready=$4
+	shift 4
 	if ! tracker_supported; then
-		warn "$FERRYD_BIN is not installed: no tracker started"
+		warn "$FERRYD_BIN is not installed: no $name started"
 		return 0
 	fi
-	if pid_alive "$TRACKER_PID" ferryd; then
-		if ((FERRY_CHANGED)) && state_has tracker; then
-			log "ferry was rebuilt: restarting the tracker"
-			stop_pidfile tracker "$TRACKER_PID" ferryd 15
+	if pid_alive "$pidf" ferryd; then
+		if ((FERRY_CHANGED)) && state_has "$name"; then
+			log "ferry was rebuilt: restarting the $name"
+			stop_pidfile "$name" "$pidf" ferryd 15
 		else
-			log "tracker already running"
+			log "$name already running"
 			return 0
 		fi
 	fi
+	log "starting ferryd $name $*"
+	setsid nohup "$FERRYD_BIN" "$name" "$@" </dev/null >>"$logf" 2>&1 &
+	echo $! >"$pidf"
+	state_add "$name" "$pidf" ferryd
+	if ! wait_until 20 "the $name to be ready" "$ready"; then
+		pid_alive "$pidf" ferryd || warn "the $name exited"
+		tail_logs "$logf"
+		warn "the $name is not ready: going on"
+	fi
+}
+
+tracker_ok() { "$FERRYD_BIN" tracker --health >/dev/null 2>&1; }
+dashboard_ok() { curl -fsS --max-time 2 "http://$DASHBOARD_ADDR/healthz" >/dev/null 2>&1; }
+
+# The tracker runs as root (it reads every user's job dirs) next to
+# slurmctld; slurm-hook (jobcomp, as SlurmUser) reaches it on
+# /run/ferry/tracker.sock.
+start_tracker() {
 	# FERRY_TRACKER_ARGS: extra flags, for tests (e.g. --tick 1h: only
 	# the jobcomp hook delivers states).
 	local -a extra=()
 	read -r -a extra <<<"${FERRY_TRACKER_ARGS:-}"
-	log "starting ferryd tracker ${extra[*]}"
-	setsid nohup "$FERRYD_BIN" tracker "${extra[@]}" </dev/null >>"$TRACKER_LOG" 2>&1 &
-	echo $! >"$TRACKER_PID"
-	state_add tracker "$TRACKER_PID" ferryd
-	if ! wait_until 20 "the tracker to report healthy" "$FERRYD_BIN" tracker --health; then
-		pid_alive "$TRACKER_PID" ferryd || warn "the tracker exited"
-		tail_logs "$TRACKER_LOG"
-		warn "the tracker is not healthy: going on"
-	fi
+	start_head_daemon tracker "$TRACKER_PID" "$TRACKER_LOG" tracker_ok "${extra[@]}"
 }
 
-dashboard_ok() { curl -fsS --max-time 2 "http://$DASHBOARD_ADDR/healthz" >/dev/null 2>&1; }
-
 # The dashboard runs as root (it reads every user's job dirs and token
-# files) on loopback. Restarted when the binary changed.
+# files), on loopback (dashboard.listen in the config).
 start_dashboard() {
-	if ! tracker_supported; then
-		warn "$FERRYD_BIN is not installed: no dashboard started"
-		return 0
-	fi
-	if pid_alive "$DASHBOARD_PID" ferryd; then
-		if ((FERRY_CHANGED)) && state_has dashboard; then
-			log "ferry was rebuilt: restarting the dashboard"
-			stop_pidfile dashboard "$DASHBOARD_PID" ferryd 15
-		else
-			log "dashboard already running"
-			return 0
-		fi
-	fi
-	log "starting ferryd dashboard on $DASHBOARD_ADDR"
-	setsid nohup "$FERRYD_BIN" dashboard </dev/null >>"$DASHBOARD_LOG" 2>&1 &
-	echo $! >"$DASHBOARD_PID"
-	state_add dashboard "$DASHBOARD_PID" ferryd
-	if ! wait_until 20 "the dashboard to answer" dashboard_ok; then
-		pid_alive "$DASHBOARD_PID" ferryd || warn "the dashboard exited"
-		tail_logs "$DASHBOARD_LOG"
-		warn "the dashboard does not answer: going on"
-	fi
+	start_head_daemon dashboard "$DASHBOARD_PID" "$DASHBOARD_LOG" dashboard_ok
 }
 
 smoke_job() {
