@@ -101,7 +101,7 @@ func run(_ context.Context, o *Options) error {
 		}
 		base = "http://" + net.JoinHostPort(host, port)
 	}
-	frag := url.Values{"user": {name}, "token": {token}}.Encode()
+	frag := "user=" + url.QueryEscape(name) + "&token=" + url.QueryEscape(token) // the user first: people read it
 	link := strings.TrimRight(base, "/") + "/login#" + frag
 	if o.Output == "json" {
 		enc := json.NewEncoder(o.F.IO.Out)
