@@ -102,6 +102,17 @@
         }
       },
     });
+    // Metrics grow while the job runs, with no event of their own: re-read
+    // them every 10 s until it ends.
+    const metricsTimer = setInterval(async () => {
+      const sum = $("#summary .summary");
+      if (sum && terminal.has(sum.dataset.state)) { clearInterval(metricsTimer); return; }
+      try {
+        const doc = new DOMParser().parseFromString(await fragment(location.pathname), "text/html");
+        const a = $("#metrics"), b = $("#metrics", doc);
+        if (a && b) a.replaceWith(b);
+      } catch (err) { /* the next tick retries */ }
+    }, 10000);
     const log = $("#log");
     if (log) {
       const status = $("#log-status");
@@ -119,6 +130,23 @@
         if (status) status.textContent = "The job ended (" + ev.data + "); this is the whole log.";
       });
     }
+  }
+
+  // Nodes: a job starting or ending changes what a node runs (an event);
+  // a node's own state (drained, down) comes with the tracker's sinfo, so
+  // the table is also re-read every 10 s.
+  const nodes = $("#nodes[data-live=nodes]");
+  if (nodes) {
+    let timer = null;
+    const refresh = async () => {
+      try {
+        const doc = new DOMParser().parseFromString(await fragment(location.pathname), "text/html");
+        const fresh = $("#nodes tbody", doc);
+        if (fresh) $("tbody", nodes).replaceWith(fresh);
+      } catch (err) { /* the next tick retries */ }
+    };
+    watch("/events", { state: () => { clearTimeout(timer); timer = setTimeout(refresh, 500); } });
+    setInterval(refresh, 10000);
   }
 
   // A sweep: reload the table (keeping the sort) when one of its tasks changes.
