@@ -14,6 +14,9 @@ type SlurmView struct {
 	Node   string
 	Start  time.Time
 	End    time.Time
+	// EstStart is Slurm's estimate of a pending job's start; zero when it
+	// has none.
+	EstStart time.Time
 }
 
 // Status is a job's observed state, combined from its spec, what Slurm says
@@ -34,6 +37,12 @@ type Status struct {
 	Started   time.Time `json:"started,omitzero"`
 	Ended     time.Time `json:"ended,omitzero"`
 	Dir       string    `json:"dir"`
+	// For a queued job: Slurm's estimate of its start (when Slurm made
+	// one), and its place in its partition's queue among every user's
+	// pending jobs, as Slurm orders them (observe fills the place).
+	EstStart      time.Time `json:"est_start,omitzero"`
+	QueuePosition int       `json:"queue_position,omitempty"`
+	QueueLength   int       `json:"queue_length,omitempty"`
 }
 
 // LostAfter is how long a job may be missing from Slurm, without a result,
@@ -91,6 +100,9 @@ func ObserveWithDesire(spec *Spec, slurmID string, sv SlurmView, slurmErr error,
 		}
 	case sv.Known:
 		st.State, st.Reason = sv.State, sv.Reason
+		if st.State == Queued {
+			st.EstStart = sv.EstStart
+		}
 	case cancelRequested:
 		st.State, st.Reason = Cancelled, "cancelled before it started"
 	case now.Sub(spec.Submitted) < LostAfter:

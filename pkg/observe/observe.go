@@ -18,6 +18,38 @@ type Lister interface {
 	Jobs(ctx context.Context, q slurm.Query) ([]slurm.Job, error)
 }
 
+// QueueLister is what places queued jobs in the queue: every user's
+// pending jobs. A Lister that is not one leaves the places out.
+type QueueLister interface {
+	Pending(ctx context.Context) ([]slurm.Pending, error)
+}
+
+// placeQueued fills the queue place of the queued jobs among sts, with one
+// listing of the pending jobs, and only when one of them is queued in
+// Slurm. A listing that fails leaves the places out: they are a hint.
+func (o *Observer) placeQueued(ctx context.Context, sts []job.Status) {
+	ql, ok := o.Slurm.(QueueLister)
+	if !ok {
+		return
+	}
+	var pending []slurm.Pending
+	listed := false
+	for i := range sts {
+		st := &sts[i]
+		if st.State != job.Queued || st.SlurmID == "" {
+			continue
+		}
+		if !listed {
+			listed = true
+			var err error
+			if pending, err = ql.Pending(ctx); err != nil {
+				return
+			}
+		}
+		st.QueuePosition, st.QueueLength = slurm.QueuePlace(pending, st.SlurmID)
+	}
+}
+
 // Observer reads one user's jobs.
 type Observer struct {
 	Spool job.Spool
@@ -73,7 +105,7 @@ func (o *Observer) list(ctx context.Context, ids []string) (views, error) {
 			continue // anyone may write any comment on their own jobs
 		}
 		st, reason := j.Observed()
-		sv := job.SlurmView{Known: true, ID: j.ID, State: st, Reason: reason, Node: j.Nodes, Start: j.Start, End: j.End}
+		sv := job.SlurmView{Known: true, ID: j.ID, State: st, Reason: reason, Node: j.Nodes, Start: j.Start, End: j.End, EstStart: j.EstStart}
 		if j.ArrayTaskID >= 0 {
 			v.byTask[j.ID] = taskView{sweep: id, view: sv}
 			continue
@@ -108,7 +140,9 @@ func (o *Observer) Status(ctx context.Context, d job.Dir) (job.Status, error) {
 		// listing finds the job by its comment.
 		v, serr = o.list(ctx, nil)
 	}
-	return observeDir(d, spec, v, serr, o.now(), nil), nil
+	sts := []job.Status{observeDir(d, spec, v, serr, o.now(), nil)}
+	o.placeQueued(ctx, sts)
+	return sts[0], nil
 }
 
 // Filter narrows List.
@@ -145,6 +179,7 @@ func (o *Observer) List(ctx context.Context, f Filter) ([]job.Status, error) {
 			break
 		}
 	}
+	o.placeQueued(ctx, out)
 	return out, nil
 }
 

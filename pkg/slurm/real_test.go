@@ -292,3 +292,35 @@ func TestRealSlurmSignal(t *testing.T) {
 	require.NoError(t, c.Cancel(ctx, []string{id}, "USR1"))
 	waitFor(t, "the job to exit 0 on USR1", 30*time.Second, ended)
 }
+
+// TestRealSlurmQueuePlace lists the real queue: three jobs in the parked
+// partition (down: they wait) take places 1, 2 and 3 there, in the order
+// Slurm gives them.
+func TestRealSlurmQueuePlace(t *testing.T) {
+	requireSlurm(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := New()
+	before, err := c.Pending(ctx)
+	require.NoError(t, err)
+	_, ahead := QueuePlace(append(before, Pending{ID: "0", Partition: "parked"}), "0")
+	var ids []string
+	for i := 0; i < 3; i++ {
+		id, err := c.Submit(ctx, "", "--wrap", "true", "-p", "parked", "-J", "ferry/queue-test", "--output=/dev/null", "--chdir=/tmp")
+		require.NoError(t, err)
+		ids = append(ids, id)
+	}
+	t.Cleanup(func() { _ = c.Cancel(context.Background(), ids, "") })
+	pending, err := c.Pending(ctx)
+	require.NoError(t, err)
+	for i, id := range ids {
+		pos, total := QueuePlace(pending, id)
+		assert.Equal(t, ahead-1+i+1, pos, "job %s", id)
+		assert.Equal(t, ahead-1+3, total)
+	}
+	for _, p := range pending {
+		if slices.Contains(ids, p.ID) {
+			assert.Equal(t, "parked", p.Partition)
+		}
+	}
+}

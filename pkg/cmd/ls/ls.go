@@ -125,7 +125,7 @@ func runLs(ctx context.Context, o *Options) error {
 			id = p
 		}
 		rows = append(rows, []string{id, s.Project, dash(s.Name), string(s.State), dash(s.SlurmID), dash(s.Node),
-			output.Ago(s.Submitted, now, tty), output.Duration(s.Started, s.Ended), dash(s.Reason)})
+			output.Ago(s.Submitted, now, tty), output.Duration(s.Started, s.Ended), dash(reason(s))})
 	}
 	return output.Table(o.F.IO.Out, tty, []string{"ID", "PROJECT", "NAME", "STATE", "SLURM", "NODE", "SUBMITTED", "RAN", "REASON"}, rows)
 }
@@ -150,4 +150,12 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// reason is a job's reason, and for a queued job its place in the queue.
+func reason(s job.Status) string {
+	if s.State == job.Queued && s.QueuePosition > 0 {
+		return fmt.Sprintf("%s (number %d of %d)", s.Reason, s.QueuePosition, s.QueueLength)
+	}
+	return s.Reason
 }

@@ -4,12 +4,14 @@ package status
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-hpc/ferry/pkg/cmd/factory"
 	"github.com/ferry-hpc/ferry/pkg/cmd/output"
+	"github.com/ferry-hpc/ferry/pkg/job"
 )
 
 // Options are status's flags.
@@ -68,13 +70,16 @@ func runStatus(ctx context.Context, o *Options) error {
 	}
 	rows := [][2]string{
 		{"id", string(st.ID)}, {"project", st.Project}, {"name", output.Escape(st.Name)},
-		{"state", string(st.State)}, {"reason", output.Escape(st.Reason)}, {"exit code", code},
+		{"state", string(st.State)}, {"reason", output.Escape(st.Reason)}, {"queue", Queue(st, time.Now())}, {"exit code", code},
 		{"slurm job", st.SlurmID}, {"node", output.Escape(st.Node)}, {"image", output.Escape(st.Image)},
 		{"command", output.Command(st.Command)},
 		{"submitted", fmtTime(st.Submitted)}, {"started", fmtTime(st.Started)}, {"ended", fmtTime(st.Ended)},
 		{"dir", output.Escape(st.Dir)},
 	}
 	for _, r := range rows {
+		if r[0] == "queue" && r[1] == "" {
+			continue // a queued job's line only
+		}
 		if r[1] == "" {
 			r[1] = "-"
 		}
@@ -83,6 +88,24 @@ func runStatus(ctx context.Context, o *Options) error {
 		}
 	}
 	return nil
+}
+
+// Queue says where a queued job stands: its place in its partition's
+// queue and when Slurm expects it to start; "" for a job not queued.
+func Queue(st job.Status, now time.Time) string {
+	if st.State != job.Queued {
+		return ""
+	}
+	var parts []string
+	if st.QueuePosition > 0 {
+		parts = append(parts, fmt.Sprintf("number %d of %d waiting (%d ahead of it)", st.QueuePosition, st.QueueLength, st.QueuePosition-1))
+	}
+	if !st.EstStart.IsZero() {
+		parts = append(parts, "Slurm expects it to start at "+st.EstStart.Local().Format("15:04:05")+" (in "+st.EstStart.Sub(now).Round(time.Second).String()+")")
+	} else if st.QueuePosition > 0 {
+		parts = append(parts, "no start estimate from Slurm yet")
+	}
+	return strings.Join(parts, "; ")
 }
 
 func fmtTime(t time.Time) string {
