@@ -203,6 +203,9 @@ func (e *CmdError) Error() string {
 // error, else the first non-empty one, with Slurm's "<cmd>: error: " prefix
 // removed.
 func (e *CmdError) Message() string {
+	if msg, ok := PolicyMessage(e.Stderr); ok {
+		return msg
+	}
 	var first string
 	for _, line := range strings.Split(e.Stderr, "\n") {
 		line = strings.TrimSpace(line)
