@@ -108,3 +108,23 @@ func splitTask(id string) (int64, int64) {
 	}
 	return jn, tn
 }
+
+// FormatPending renders pending jobs the way the command line PendingArgs
+// builds prints them: the inverse of ParsePending, for fake listings.
+func FormatPending(jobs []Pending) []byte {
+	var b bytes.Buffer
+	for _, j := range jobs {
+		b.WriteString(j.ID + fieldSep + strconv.FormatInt(j.Priority, 10) + fieldSep + j.Partition + recordEnd + "\n")
+	}
+	return b.Bytes()
+}
+
+// FormatShares renders sshare's output as ShareArgs asks for it: the
+// inverse of ParseShare, for fake listings.
+func FormatShares(users map[string]Share) []byte {
+	var b bytes.Buffer
+	for u, s := range users {
+		fmt.Fprintf(&b, "%s|%s|%d|%f|%f\n", s.Account, u, s.RawUsage, s.EffectiveUsage, s.FairShare)
+	}
+	return b.Bytes()
+}

@@ -52,13 +52,13 @@ func TestLsEscapesNames(t *testing.T) {
 			name: "terminal: one row per job, names quoted with escapes",
 			tty:  true,
 			want: "ID          PROJECT  NAME                  STATE      SLURM  NODE  SUBMITTED  RAN  REASON\n" +
-				short(plain) + "  nlp      -                     queued     103    -     5m ago     -    waiting\n" +
+				short(plain) + "  nlp      -                     queued     103    -     5m ago     -    waiting (number 1 of 1)\n" +
 				short(esc) + "  vision   \"\\x1b[2J\\x1b[31mred\"  running    102    w1    2h ago     -    -\n" +
 				short(tab) + "  vision   \"lr\\t0.1\\nbatch 64\"   succeeded  101    w1    3h ago     1s   exited with code 0\n",
 		},
 		{
 			name: "pipe: nine tab-separated fields a line, full ids, RFC 3339",
-			want: string(plain.ID()) + "\tnlp\t-\tqueued\t103\t-\t2024-03-01T11:55:00Z\t-\twaiting\n" +
+			want: string(plain.ID()) + "\tnlp\t-\tqueued\t103\t-\t2024-03-01T11:55:00Z\t-\twaiting (number 1 of 1)\n" +
 				string(esc.ID()) + "\tvision\t\"\\x1b[2J\\x1b[31mred\"\trunning\t102\tw1\t2024-03-01T10:00:00Z\t-\t-\n" +
 				string(tab.ID()) + "\tvision\t\"lr\\t0.1\\nbatch 64\"\tsucceeded\t101\tw1\t2024-03-01T09:00:00Z\t1s\texited with code 0\n",
 		},

@@ -21,6 +21,7 @@ import (
 	"github.com/ferry-hpc/ferry/pkg/cmd/login"
 	"github.com/ferry-hpc/ferry/pkg/cmd/logs"
 	"github.com/ferry-hpc/ferry/pkg/cmd/ls"
+	"github.com/ferry-hpc/ferry/pkg/cmd/queue"
 	"github.com/ferry-hpc/ferry/pkg/cmd/rm"
 	"github.com/ferry-hpc/ferry/pkg/cmd/sandbox"
 	"github.com/ferry-hpc/ferry/pkg/cmd/status"
@@ -52,6 +53,7 @@ A job ID is ferry's id, any unique prefix of it, or the Slurm job id.`)
 		sweep.NewCmdSweep(f, nil),
 		ls.NewCmdLs(f, nil),
 		status.NewCmdStatus(f, nil),
+		queue.NewCmdQueue(f, nil),
 		logs.NewCmdLogs(f, nil),
 		cancel.NewCmdCancel(f, nil),
 		get.NewCmdGet(f, nil),

@@ -32,8 +32,9 @@ type Call struct {
 	Args []string
 }
 
-// Slurm is a fake slurmctld reached through squeue and scancel. squeue
-// lists Jobs (filtered by -u and -j as squeue filters them); scancel
+// Slurm is a fake slurmctld reached through squeue, sshare and scancel.
+// squeue lists Jobs (filtered by -u and -j as squeue filters them; with
+// -t PENDING, every pending job's place); sshare reports Shares; scancel
 // cancels the listed jobs (a whole array by its id), only those still
 // PENDING with --state=PENDING, and refuses another user's job.
 type Slurm struct {
@@ -42,6 +43,8 @@ type Slurm struct {
 	// OnRun, when set, runs before the n-th run (from 1) of the command
 	// name answers: a test changes jobs or files there, e.g. ends a job.
 	OnRun func(name string, n int)
+	// Shares is what sshare reports, by user (none: no accounting).
+	Shares map[string]slurm.Share
 
 	mu    sync.Mutex
 	jobs  []slurm.Job
@@ -124,11 +127,29 @@ func (s *Slurm) Run(_ context.Context, _ []string, name string, args ...string) 
 	}
 	switch name {
 	case "squeue":
+		if slices.Contains(args, "PENDING") {
+			return s.pending(), nil
+		}
 		return s.squeue(args), nil
+	case "sshare":
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return slurm.FormatShares(s.Shares), nil
 	case "scancel":
 		return nil, s.scancel(args)
 	}
 	return nil, fmt.Errorf("fake Slurm: no %s", name)
+}
+
+// pending is the listing of every pending job (Slurm.Pending).
+func (s *Slurm) pending() []byte {
+	var out []slurm.Pending
+	for _, j := range s.Jobs() {
+		if j.State == "PENDING" {
+			out = append(out, slurm.Pending{ID: j.ID, Priority: j.Priority, Partition: j.Partition})
+		}
+	}
+	return slurm.FormatPending(out)
 }
 
 func (s *Slurm) squeue(args []string) []byte {
