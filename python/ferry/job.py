@@ -211,6 +211,11 @@ class Job:
             bits.append("result in (" + self._local_state() + ")")
         if st.get("reason"):
             bits.append(st["reason"])
+        if state == "queued" and st.get("queue_position"):
+            bits.append(f"number {st['queue_position']} of {st.get('queue_length', '?')} in the queue")
+        est = _parse_time(st.get("est_start")) if state == "queued" else None
+        if est:
+            bits.append("Slurm expects it to start at " + est.astimezone().strftime("%H:%M"))
         if st.get("node"):
             bits.append("on " + st["node"])
         t0, t1 = _parse_time(st.get("started")), _parse_time(st.get("ended"))

@@ -123,6 +123,16 @@ class WaitTest(FakeCLITest):
         self.assertIn("1 of 1 job(s) still running after 0.2 s", str(cm.exception))
         self.assertIn(job.id, str(cm.exception))
 
+    def test_queued_status_line_says_where_it_stands(self):
+        job, _ = self._pending_job()
+        self.canned({"id": job.id, "state": "queued", "reason": "waiting for a free node",
+                     "queue_position": 3, "queue_length": 12, "est_start": "2026-12-06T10:05:00Z"})
+        html = job._repr_html_()
+        self.assertIn("queued", html)
+        self.assertIn("waiting for a free node", html)
+        self.assertIn("number 3 of 12 in the queue", html)
+        self.assertIn("Slurm expects it to start at", html)
+
     def test_job_ended_without_files_is_seen_through_status(self):
         # Cancelled while queued: no result.json, ferry status says cancelled.
         job, d = self._pending_job()
