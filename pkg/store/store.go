@@ -62,6 +62,7 @@ const (
 	SourceCancel Source = "cancel" // the job dir's cancel marker: a job cancelled while queued left Slurm without a trace
 	SourceScan   Source = "scan"   // the spool scan found the job dir, and Slurm does not list the job (yet)
 	SourceLost   Source = "lost"   // the grace period passed with the job in neither Slurm's listing nor a result.json
+	SourceSacct  Source = "sacct"  // Slurm's accounting (sacct) said how a job that left the listing without a result.json ended
 )
 
 // JobChange writes one job. Old is what the store holds (nil: nothing, or

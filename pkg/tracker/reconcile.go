@@ -29,6 +29,7 @@ type entry struct {
 	priority     int64     // the last line's Slurm priority
 	missingSince time.Time // when it was first missing from a listing
 	resRead      bool      // result.json was read since it left the listing
+	acctAsk      bool      // about to be lost: ask sacct on the next tick
 	decidedAt    time.Time // cur holds what is known as of this time
 
 	cur *store.Job // what the store should hold
@@ -285,8 +286,26 @@ func (t *Tracker) missing(e *entry, at, now time.Time) {
 		}
 		return // maybe sbatch has not returned yet, or Slurm is catching up
 	}
-	// Gone from Slurm, past the grace period, no result: lost, with
-	// Observe's reason.
+	// Gone from Slurm, past the grace period, no result. Slurm's accounting
+	// may know how it ended: ask sacct on the next tick, then decide.
+	if _, ok := t.o.Slurm.(Accounting); ok && e.slurmID != "" {
+		if !e.acctAsk || t.acct == nil {
+			e.acctAsk = true // asked in the next tick's fetch
+			return
+		}
+		e.acctAsk = false
+		if a, ok := t.acct[e.slurmID]; ok {
+			st, reason := slurm.ObservedState(a.State, "")
+			if st.Terminal() {
+				obs := job.Observe(e.spec, e.slurmID, job.SlurmView{Known: true, ID: a.ID, State: st, Reason: reason, Start: a.Start, End: a.End}, nil, nil, now)
+				obs.Reason += " (from Slurm's accounting: the job left the queue without a result.json)"
+				e.resRead = true
+				t.set(e, obs, at, store.SourceSacct)
+				return
+			}
+		}
+	}
+	// Lost, with Observe's reason.
 	lostAt := now
 	if earliest := e.spec.Submitted.Add(job.LostAfter + time.Second); lostAt.Before(earliest) {
 		lostAt = earliest

@@ -44,9 +44,10 @@ type Tracker struct {
 	o Options
 
 	mu         sync.Mutex
-	loaded     bool // the store's content is known (Load succeeded)
-	reconciled bool // a Slurm listing and a spool scan were applied
-	rebuild    bool // the store lost its data: write everything, no job events
+	loaded     bool                     // the store's content is known (Load succeeded)
+	reconciled bool                     // a Slurm listing and a spool scan were applied
+	rebuild    bool                     // the store lost its data: write everything, no job events
+	acct       map[string]slurm.AcctJob // sacct's answer in the listing being reconciled
 	gen        int64
 	inflight   *pending // a batch whose outcome is unknown
 	entries    map[job.ID]*entry
@@ -111,12 +112,20 @@ func New(o Options) *Tracker {
 	return t
 }
 
-// listing is one squeue answer.
+// Accounting is what the tracker asks Slurm's accounting (sacct), when the
+// Slurm client has it, before it calls a job lost.
+type Accounting interface {
+	Acct(ctx context.Context, ids []string) ([]slurm.AcctJob, error)
+}
+
+// listing is one squeue answer, and sacct's answer for the jobs about to
+// be called lost.
 type listing struct {
 	jobs []slurm.Job
 	err  error
 	at   time.Time // when squeue was started: the listing is no newer
 	took time.Duration
+	acct map[string]slurm.AcctJob // by Slurm id; nil = not asked
 }
 
 func (t *Tracker) fetch(ctx context.Context) listing {
@@ -127,7 +136,38 @@ func (t *Tracker) fetch(ctx context.Context) listing {
 	l.jobs, l.err = t.o.Slurm.Jobs(ctx, slurm.Query{})
 	l.took = time.Since(start)
 	t.o.Metrics.slurmCall("squeue", l.took, l.err)
+	t.fetchAcct(ctx, &l)
 	return l
+}
+
+// fetchAcct asks sacct, in one call, how the jobs that left Slurm's
+// listing without a result ended (those missing() marked). Without
+// accounting sacct knows none of them, and they are lost as before.
+func (t *Tracker) fetchAcct(ctx context.Context, l *listing) {
+	a, ok := t.o.Slurm.(Accounting)
+	if !ok || l.err != nil {
+		return
+	}
+	var ids []string
+	for _, e := range t.entries {
+		if e.acctAsk && e.slurmID != "" {
+			ids = append(ids, e.slurmID)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	start := time.Now()
+	jobs, err := a.Acct(ctx, ids)
+	t.o.Metrics.slurmCall("sacct", time.Since(start), err)
+	l.acct = map[string]slurm.AcctJob{}
+	if err != nil {
+		t.o.Log.Debug("sacct", "err", err)
+		return
+	}
+	for _, j := range jobs {
+		l.acct[j.ID] = j
+	}
 }
 
 // Tick runs one reconcile: one squeue call, then one store batch. It
@@ -284,7 +324,9 @@ func (t *Tracker) apply(ctx context.Context, l listing) error {
 	}
 	t.slurmOK(l.at, l.took)
 	meta["slurm"], meta["slurm_error"] = "ok", ""
+	t.acct = l.acct
 	t.reconcile(l)
+	t.acct = nil
 	t.reconciled = true
 	t.readAllMetrics()
 	t.countStates()
