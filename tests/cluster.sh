@@ -9,7 +9,7 @@
 #   sudo tests/cluster.sh up       bring everything up (idempotent), run a smoke job
 #   sudo tests/cluster.sh down     stop what `up` started, nothing else
 #   sudo tests/cluster.sh status   show what runs; exit 0 if Slurm and Redis are up
-#   sudo tests/cluster.sh stop|start slurmctld|redis|tracker|dashboard
+#   sudo tests/cluster.sh stop|start slurmctld|slurmdbd|mariadb|redis|tracker|dashboard
 #                                  stop or start one daemon as `up` does (for
 #                                  tests of outages; `down` still stops it)
 #
@@ -22,9 +22,23 @@ FERRY_LOG_TAG=cluster
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 NODES=(w1 w2)
-PACKAGES=(slurmctld slurmd slurm-client munge redis-server redis-tools debootstrap curl)
+PACKAGES=(slurmctld slurmd slurm-client munge slurmdbd slurm-wlm-mysql-plugin mariadb-server
+	redis-server redis-tools debootstrap curl)
 SLURM_CONF=/etc/slurm/slurm.conf
 CTLD_PID=/run/slurm/slurmctld.pid
+# Slurm's accounting: slurmdbd on MariaDB (its own datadir, socket and
+# port, so a MariaDB the host runs is left alone).
+MARIADB_DIR=/var/lib/ferry-mariadb
+MARIADB_RUN=/run/ferry-mariadb
+MARIADB_PID=$MARIADB_RUN/mariadbd.pid
+MARIADB_SOCK=$MARIADB_RUN/mariadbd.sock
+MARIADB_PORT=3307
+DBD_CONF=/etc/slurm/slurmdbd.conf
+DBD_PID=/run/slurm/slurmdbd.pid
+# The students' QOS: per-user limits on running and submitted jobs (the
+# submit limit is high here: the benchmarks submit 10,000-task sweeps).
+STUDENT_QOS_LIMITS=(MaxJobsPerUser=2 MaxSubmitJobsPerUser=20000)
+TEST_USERS=(ferry-alice ferry-bob ferry-carol)
 REDIS_PORT=6390
 REDIS_PASS=/etc/ferry/redis.pass
 REDIS_DIR=/var/lib/ferry-redis
@@ -62,6 +76,10 @@ slurm_logs() {
 
 munge_ok() { munge -n 2>/dev/null | unmunge >/dev/null 2>&1; }
 ctld_ok() { scontrol ping 2>/dev/null | grep -q 'is UP'; }
+mariadb_ok() { mariadb-admin --socket="$MARIADB_SOCK" ping >/dev/null 2>&1; }
+dbd_ok() { sacctmgr -n -P show cluster >/dev/null 2>&1; }
+# cluster_registered: slurmctld has registered ClusterName with slurmdbd.
+cluster_registered() { [[ -n $(sacctmgr -n -P show cluster ferry format=cluster 2>/dev/null) ]]; }
 
 redis_ping() {
 	[[ -r $REDIS_PASS ]] || return 1
@@ -148,6 +166,121 @@ start_munge() {
 }
 
 CONF_CHANGED=0
+# MariaDB for slurmdbd, run directly (no systemd), on 127.0.0.1:3307 with
+# its own datadir. The data survives restarts.
+start_mariadb() {
+	install -d -o mysql -g mysql -m 0700 "$MARIADB_DIR"
+	install -d -o mysql -g mysql -m 0755 "$MARIADB_RUN"
+	touch /var/log/ferry/mariadb.log
+	chown mysql:mysql /var/log/ferry/mariadb.log
+	if pid_alive "$MARIADB_PID" mariadbd && mariadb_ok; then
+		log "mariadb already running"
+		return 0
+	fi
+	if [[ ! -d $MARIADB_DIR/mysql ]]; then
+		log "initialising $MARIADB_DIR"
+		mariadb-install-db --user=mysql --datadir="$MARIADB_DIR" --auth-root-authentication-method=socket \
+			--skip-test-db >>/var/log/ferry/mariadb.log 2>&1 || {
+			tail_logs /var/log/ferry/mariadb.log
+			die "mariadb-install-db failed"
+		}
+	fi
+	log "starting mariadbd on 127.0.0.1:$MARIADB_PORT"
+	setsid nohup mariadbd --no-defaults --user=mysql --datadir="$MARIADB_DIR" --bind-address=127.0.0.1 \
+		--port="$MARIADB_PORT" --socket="$MARIADB_SOCK" --pid-file="$MARIADB_PID" \
+		--log-error=/var/log/ferry/mariadb.log --skip-name-resolve \
+		--innodb-buffer-pool-size=128M --innodb-lock-wait-timeout=900 </dev/null >/dev/null 2>&1 &
+	wait_until 60 "mariadb to answer" mariadb_ok || {
+		tail_logs /var/log/ferry/mariadb.log
+		die "mariadb does not answer"
+	}
+	wait_until 10 "mariadb pid file" pid_alive "$MARIADB_PID" mariadbd || true
+	state_add mariadb "$MARIADB_PID" mariadbd
+}
+
+# write_dbd_conf writes slurmdbd.conf once, with a random database
+# password: the file is SlurmUser's alone (0600), as slurmdbd requires, and
+# the password is in no other file and on no command line. The database
+# user gets that password each time (it may be a new datadir).
+write_dbd_conf() {
+	if [[ ! -s $DBD_CONF ]] || ! grep -q '^# written by tests/cluster.sh' "$DBD_CONF"; then
+		local pw tmp
+		pw=$(head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 32)
+		tmp=$(mktemp /etc/slurm/.slurmdbd.conf.XXXXXX)
+		cat >"$tmp" <<EOF
+# written by tests/cluster.sh: slurmdbd for the local test cluster
+AuthType=auth/munge
+DbdHost=localhost
+DbdAddr=127.0.0.1
+DbdPort=6819
+SlurmUser=slurm
+LogFile=/var/log/slurm/slurmdbd.log
+PidFile=$DBD_PID
+DebugLevel=info
+StorageType=accounting_storage/mysql
+StorageHost=127.0.0.1
+StoragePort=$MARIADB_PORT
+StorageUser=slurm
+StoragePass=$pw
+StorageLoc=slurm_acct_db
+EOF
+		chown slurm:slurm "$tmp"
+		chmod 0600 "$tmp"
+		mv "$tmp" "$DBD_CONF"
+		log "wrote $DBD_CONF (0600, slurm)"
+	fi
+	mariadb --socket="$MARIADB_SOCK" -u root <<EOF
+CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1';
+ALTER USER 'slurm'@'127.0.0.1' IDENTIFIED BY '$(sed -n 's/^StoragePass=//p' "$DBD_CONF")';
+GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';
+EOF
+}
+
+start_slurmdbd() {
+	if pid_alive "$DBD_PID" slurmdbd && dbd_ok; then
+		log "slurmdbd already running"
+		return 0
+	fi
+	log "starting slurmdbd"
+	slurmdbd </dev/null >>/var/log/slurm/slurmdbd.out 2>&1 || {
+		tail_logs /var/log/slurm/slurmdbd.out /var/log/slurm/slurmdbd.log
+		die "slurmdbd does not start"
+	}
+	wait_until 10 "slurmdbd pid file" pid_alive "$DBD_PID" slurmdbd || true
+	state_add slurmdbd "$DBD_PID" slurmdbd
+	wait_until 60 "slurmdbd to answer (sacctmgr)" dbd_ok || {
+		tail_logs /var/log/slurm/slurmdbd.log
+		die "slurmdbd does not answer"
+	}
+}
+
+# setup_accounts gives the test users their associations (account
+# "course", the "student" QOS with per-user limits), idempotently. With
+# AccountingStorageEnforce=associations Slurm refuses a user without one.
+setup_accounts() {
+	wait_until 30 "slurmctld to register the cluster with slurmdbd" cluster_registered ||
+		die "the cluster is not registered in slurmdbd"
+	if [[ -z $(sacctmgr -n -P show qos student format=name) ]]; then
+		sacctmgr -i add qos student "${STUDENT_QOS_LIMITS[@]}" >/dev/null || die "sacctmgr add qos student failed"
+	else
+		sacctmgr -i modify qos student set "${STUDENT_QOS_LIMITS[@]}" >/dev/null || true
+	fi
+	if [[ -z $(sacctmgr -n -P show account course format=account) ]]; then
+		sacctmgr -i add account course Description="ferry test course" Organization=ferry >/dev/null ||
+			die "sacctmgr add account course failed"
+	fi
+	local u missing=()
+	for u in "${TEST_USERS[@]}"; do
+		[[ -n $(sacctmgr -n -P show assoc user="$u" account=course format=user) ]] || missing+=("$u")
+	done
+	if ((${#missing[@]})); then
+		local IFS=,
+		sacctmgr -i add user "${missing[*]}" account=course qos=normal,student defaultqos=student >/dev/null ||
+			die "sacctmgr add user ${missing[*]} failed"
+		log "accounting: added ${missing[*]} to account course (qos student: ${STUDENT_QOS_LIMITS[*]})"
+	fi
+}
+
 write_slurm_conf() {
 	local tmp host
 	host=$(hostname -s)
@@ -176,12 +309,15 @@ install_hooks() {
 start_slurmctld() {
 	if pid_alive "$CTLD_PID" slurmctld; then
 		if ((CONF_CHANGED)); then
-			log "slurmctld runs: scontrol reconfigure for the new slurm.conf"
-			scontrol reconfigure || warn "scontrol reconfigure failed"
+			# Plugins (accounting, priority) change only with a restart;
+			# the saved state keeps the jobs.
+			log "slurmctld runs: restarting it for the new slurm.conf"
+			stop_pidfile slurmctld "$CTLD_PID" slurmctld 30
+			RECONFIGURE_NODES=1
 		else
 			log "slurmctld already running"
+			return 0
 		fi
-		return 0
 	fi
 	# FERRY_SLURM_CLEAN=1 (tests/run.sh, when it brings the cluster up):
 	# start from no jobs, as the spools it empties hold none either.
@@ -201,6 +337,9 @@ start_slurmctld() {
 		tail_logs /var/log/slurm/slurmctld.log
 		die "slurmctld does not answer"
 	}
+	if ((${RECONFIGURE_NODES:-0})); then
+		scontrol reconfigure || warn "scontrol reconfigure failed" # the running slurmd read the new file
+	fi
 }
 
 start_slurmd() {
@@ -472,13 +611,17 @@ cmd_up() {
 	setup_dirs
 	start_munge
 	write_slurm_conf
+	start_mariadb
+	write_dbd_conf
+	start_slurmdbd
 	install_hooks
 	start_slurmctld
 	local n
 	for n in "${NODES[@]}"; do start_slurmd "$n"; done
 	wait_nodes
-	start_redis
 	bash "$FERRY_REPO/tests/users.sh"
+	setup_accounts
+	start_redis
 	if [[ ${FERRY_SKIP_IMAGES:-0} != 1 ]]; then
 		bash "$FERRY_REPO/sandbox/build.sh" >&2 || die "sandbox/build.sh failed"
 	fi
@@ -599,6 +742,8 @@ cmd_stop() {
 	need_root
 	case ${1:-} in
 	slurmctld) stop_pidfile slurmctld "$CTLD_PID" slurmctld 30 ;;
+	slurmdbd) stop_pidfile slurmdbd "$DBD_PID" slurmdbd 30 ;;
+	mariadb) stop_pidfile mariadb "$MARIADB_PID" mariadbd 60 ;;
 	redis) stop_pidfile redis "$REDIS_PID" redis-server 30 ;;
 	tracker) stop_pidfile tracker "$TRACKER_PID" ferryd 15 ;;
 	dashboard) stop_pidfile dashboard "$DASHBOARD_PID" ferryd 15 ;;
@@ -613,6 +758,8 @@ cmd_start() {
 		start_slurmctld
 		wait_nodes
 		;;
+	slurmdbd) start_slurmdbd ;;
+	mariadb) start_mariadb ;;
 	redis) start_redis ;;
 	tracker) start_tracker ;;
 	dashboard) start_dashboard ;;
