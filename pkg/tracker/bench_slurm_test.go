@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -92,13 +93,27 @@ func TestBenchTrackerRealSlurm(t *testing.T) {
 	sl := &slurm.Client{Runner: runner}
 	all, err := sl.Jobs(ctx, slurm.Query{})
 	require.NoError(t, err)
-	var ids []string // the sweep's tasks as Slurm names them, 123_4
+	var tasks []slurm.Job
 	for _, j := range all {
 		if _, ok := j.FerryID(); ok && j.ArrayTaskID >= 0 && slices.Contains(arrays, j.ArrayJobID) {
-			ids = append(ids, j.ID)
+			tasks = append(tasks, j)
 		}
 	}
-	require.Len(t, ids, n, "squeue lists every task of the sweep")
+	require.Len(t, tasks, n, "squeue lists every task of the sweep")
+	// In task order (squeue lists by priority): the sweep's first tasks,
+	// which are cancelled below, come first.
+	slices.SortFunc(tasks, func(a, b slurm.Job) int {
+		ja, _ := strconv.Atoi(a.ArrayJobID)
+		jb, _ := strconv.Atoi(b.ArrayJobID)
+		if ja != jb {
+			return ja - jb
+		}
+		return a.ArrayTaskID - b.ArrayTaskID
+	})
+	ids := make([]string, len(tasks)) // the sweep's tasks as Slurm names them, 123_4
+	for i, j := range tasks {
+		ids[i] = j.ID
+	}
 	runner.calls.Store(0)
 
 	srv := storetest.Start(t)
