@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferry-hpc/ferry/pkg/job"
+	"github.com/ferry-hpc/ferry/pkg/store"
 	submitpkg "github.com/ferry-hpc/ferry/pkg/submit"
 )
 
@@ -84,9 +85,18 @@ func loginLink(t *testing.T, u tuser) string {
 // fails the test instead of hanging it.
 func do(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	sctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	require.NoError(t, chromedp.Do(ctx, steps...), what)
+	if err := chromedp.Do(sctx, steps...); err != nil {
+		// Keep what the page showed: the screenshot and its HTML.
+		dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
+		defer dcancel()
+		if html, herr := chromedp.Run(dctx, chromedp.Evaluate[string](`location.href + "\n" + document.documentElement.outerHTML`)); herr == nil {
+			_ = os.WriteFile(filepath.Join(artifactDir(t), "failed.html"), []byte(html), 0o644)
+			t.Logf("the page when %s failed: %s/failed.html", what, artifactDir(t))
+		}
+		require.NoError(t, err, what)
+	}
 }
 
 // eval runs JS in the page and decodes its value.
@@ -170,6 +180,10 @@ func TestDashboardInBrowser(t *testing.T) {
 	defer cancelTab()
 	require.NoError(t, chromedp.Do(tab), "open a second tab") // its first run: no timeout, or the tab ends with it
 	waitState(t, a, ticks.ID, 90*time.Second, func(st job.Status) bool { return st.State == job.Running || st.State.Terminal() })
+	// ferry status reads Slurm itself; the dashboard reads what the tracker
+	// wrote, up to a tick later.
+	st := jobStore(t)
+	waitStore(t, st, ticks.ID, 30*time.Second, func(j *store.Job) bool { return j.State != job.Queued })
 	do(t, tab, "browser", chromedp.Navigate(dashURL+"/jobs/"+ticks.ID), chromedp.WaitVisible(chromedp.CSS("#log")))
 	eval[bool](t, tab, `(window.__mark = "kept", true)`)
 	waitJS(t, tab, `document.querySelector("#log").textContent.includes("tick 2")`, time.Minute, "the log shows its first lines")
@@ -196,6 +210,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	assert.Equal(t, "kept", eval[string](t, tab, `window.__mark`))
 	waitJS(t, tab, `document.querySelector("#summary .summary").dataset.state === "succeeded"`, time.Minute, "the job page shows the end live")
 	screenshot(t, tab, "05-job-succeeded")
+	cancelTab() // its event stream counts against the browser's six connections to the host
 
 	// A sweep of four tasks, sorted by its metric from the column header.
 	sdir, sproj := project(t, a, "sweepy")
@@ -237,12 +252,14 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	// Cancel a running job from its page.
 	long := submit(t, a, adir, aproj, "--", "sleep", "300")
+	t.Cleanup(func() { ferry(t, a, a.Home, "cancel", long.ID) }) // if the page fails to, the next tests still get the nodes
 	waitState(t, a, long.ID, 90*time.Second, func(st job.Status) bool { return st.State == job.Running })
+	waitStore(t, st, long.ID, 30*time.Second, func(j *store.Job) bool { return j.State == job.Running })
 	do(t, ctx, "browser", chromedp.Navigate(dashURL+"/jobs/"+long.ID), chromedp.WaitVisible(chromedp.CSS("#cancel")))
 	do(t, ctx, "browser", chromedp.Click(chromedp.CSS("#cancel")), chromedp.WaitVisible(chromedp.CSS("#summary")))
 	waitJS(t, ctx, `document.querySelector("#summary .summary").dataset.state === "cancelled"`, 90*time.Second, "the page shows the job cancelled")
-	st := waitState(t, a, long.ID, 30*time.Second, func(st job.Status) bool { return st.State.Terminal() })
-	assert.Equal(t, job.Cancelled, st.State, "ferry status agrees")
+	ended := waitState(t, a, long.ID, 30*time.Second, func(st job.Status) bool { return st.State.Terminal() })
+	assert.Equal(t, job.Cancelled, ended.State, "ferry status agrees")
 	screenshot(t, ctx, "08-job-cancelled")
 
 	do(t, ctx, "browser", chromedp.Navigate(dashURL+"/nodes"), chromedp.WaitVisible(chromedp.CSS("#nodes")))
