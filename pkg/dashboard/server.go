@@ -247,7 +247,7 @@ func (s *Server) bearerIdentity(r *http.Request, cred string) (*who, error) {
 	if !ok || !auth.ValidUser(name) {
 		return nil, nil
 	}
-	key := hashKey(cred)
+	key := sha256Hex(cred)
 	if v, ok := s.bearer.Load(key); ok {
 		if e := v.(bearerEntry); time.Now().Before(e.until) {
 			return &who{Identity: e.id}, nil
@@ -398,11 +398,6 @@ func validID(id job.ID) bool {
 		}
 	}
 	return true
-}
-
-func hashKey(s string) string {
-	h := sha256Hex(s)
-	return h
 }
 
 // render executes a page template.

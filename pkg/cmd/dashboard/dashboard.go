@@ -82,15 +82,17 @@ func hosts(cfg *config.Dashboard, listen string) []string {
 	if len(cfg.Hosts) > 0 {
 		return cfg.Hosts
 	}
+	h, _, _ := net.SplitHostPort(listen)
+	everywhere := h == "" || h == "0.0.0.0" || h == "::"
+	if everywhere && cfg.URL == "" {
+		return nil // listening everywhere with no URL: any name may be in use
+	}
 	out := []string{"localhost", "127.0.0.1", "::1"}
-	if h, _, err := net.SplitHostPort(listen); err == nil && h != "" && h != "0.0.0.0" && h != "::" {
+	if !everywhere {
 		out = append(out, h)
 	}
 	if u, err := url.Parse(cfg.URL); err == nil && u.Hostname() != "" {
 		out = append(out, strings.ToLower(u.Hostname()))
-	}
-	if h, _, err := net.SplitHostPort(listen); err == nil && (h == "" || h == "0.0.0.0" || h == "::") && cfg.URL == "" {
-		return nil // listening everywhere with no URL: any name may be in use
 	}
 	return out
 }

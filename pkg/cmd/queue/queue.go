@@ -86,10 +86,11 @@ func runQueue(ctx context.Context, o *Options) error {
 	if o.Output == output.JSON {
 		return output.WriteJSON(o.F.IO.Out, v)
 	}
-	return print(o, v)
+	return show(o, v)
 }
 
-func print(o *Options, v View) error {
+// show prints the view as a table and a line on fair share.
+func show(o *Options, v View) error {
 	w, now, tty := o.F.IO.Out, o.F.Now(), o.F.IO.OutTTY
 	if len(v.Jobs) == 0 {
 		fmt.Fprintln(w, "You have no job waiting.")
