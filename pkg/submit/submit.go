@@ -280,7 +280,7 @@ func (s *Submitter) SubmitSpec(ctx context.Context, spec *job.Spec) (*Submitted,
 		stopPack()
 		<-packed
 		_ = os.RemoveAll(final.Path())
-		return nil, fmt.Errorf("sbatch refused job %s: %w", spec.ID.Short(), err)
+		return nil, fmt.Errorf("job %s was not submitted: %w", spec.ID.Short(), err)
 	}
 	if perr := <-packed; perr != nil {
 		if c, ok := s.Slurm.(interface {

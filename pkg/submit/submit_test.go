@@ -515,7 +515,7 @@ func TestSubmitSpecSbatchFails(t *testing.T) {
 	got, err := s.SubmitSpec(context.Background(), spec)
 	require.Error(t, err)
 	assert.Nil(t, got)
-	assert.Contains(t, err.Error(), "sbatch refused job")
+	assert.Contains(t, err.Error(), "was not submitted: ")
 	assert.Contains(t, err.Error(), "Invalid partition name specified")
 	assert.Equal(t, 1, sb.calls)
 	assert.Empty(t, spoolEntries(t, s.Config.SpoolRoot), "no job dir and no .tmp- dir is left behind")

@@ -216,7 +216,7 @@ func (s *Submitter) SubmitSweep(ctx context.Context, base *job.Spec, sets []map[
 				}
 				_ = c.Cancel(context.WithoutCancel(ctx), done, "")
 			}
-			return nil, fmt.Errorf("sbatch refused sweep %s (tasks %d-%d): %w", sw.ID.Short(), a.First, a.Last, err)
+			return nil, fmt.Errorf("sweep %s (tasks %d-%d) was not submitted: %w", sw.ID.Short(), a.First, a.Last, err)
 		}
 		sw.Arrays = append(sw.Arrays, ArrayJob{SlurmID: id, First: a.First, Last: a.Last})
 	}

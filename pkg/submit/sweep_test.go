@@ -105,7 +105,7 @@ func TestSubmitSweepRefusedLeavesNothing(t *testing.T) {
 	s.Slurm = sb
 	_, err := s.SubmitSweep(context.Background(), spec, sets(15), 0, maxArray(10))
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "sbatch refused sweep")
+	assert.Contains(t, err.Error(), "was not submitted: ")
 	assert.Equal(t, []string{"500"}, sb.cancelled, "the array already submitted is cancelled")
 	for _, e := range spoolEntries(t, s.Config.SpoolRoot) {
 		if e == job.SweepsDir {

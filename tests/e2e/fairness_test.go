@@ -116,6 +116,7 @@ func TestSubmitLimitMessage(t *testing.T) {
 	assert.Contains(t, r.Err, "ferry clear-queue")
 	assert.Equal(t, 1, strings.Count(strings.TrimSpace(r.Err), "\n")+1, "one line: %q", r.Err)
 	assert.NotContains(t, r.Err, "Batch job submission failed", "not Slurm's raw text")
+	assert.Equal(t, 1, strings.Count(r.Err, "sbatch"), "names sbatch once: %q", r.Err)
 }
 
 // slurmdbd and MariaDB restarted in the middle of a run: no job is lost,
