@@ -81,7 +81,7 @@ fi
 log "building $SANDBOX_IMAGE (target $target) from sandbox/Dockerfile"
 # --pull=false is the default; nothing here may reach a registry.
 if ! docker build -q -f "$FERRY_REPO/sandbox/Dockerfile" --target "$target" \
-	-t "$SANDBOX_IMAGE" "$FERRY_REPO" >/dev/null; then
+	--build-arg BASE_IMAGE="$BASE_IMAGE" -t "$SANDBOX_IMAGE" "$FERRY_REPO" >/dev/null; then
 	die "docker build of $SANDBOX_IMAGE failed"
 fi
 
