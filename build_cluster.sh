@@ -61,7 +61,8 @@ changed() {
 KNOWN_KEYS=(CLUSTER_NAME WORKERS WORKER_CPUS WORKER_MEM_MB MODE HEAD_ADDR BIND_ADDR
 	JUPYTER_PORT DASHBOARD_PORT DASHBOARD_URL DASHBOARD_ADMINS REDIS_PORT REDIS_PASSWORD_FILE HOME_ROOT DATA_DIR SCRATCH_DIR MOUNT_DIR
 	STATE_DIR USERS_FILE JUPYTER_USER JUPYTER_TOKEN MUNGE_UID MUNGE_GID SLURM_UID
-	SLURM_GID IMAGE_PREFIX IMAGE_TAG DEBIAN_MIRROR PERFMON)
+	SLURM_GID IMAGE_PREFIX IMAGE_TAG DEBIAN_MIRROR PERFMON ACCOUNTING FAIRSHARE_HALF_LIFE_HOURS
+	MAX_RUNNING_PER_USER MAX_JOBS_PER_USER)
 
 # abs PATH: PATH made absolute against the config file's directory.
 abs() {
@@ -125,6 +126,7 @@ load_config() {
 	: "${IMAGE_PREFIX:=ferry}" "${IMAGE_TAG:=latest}" "${DEBIAN_MIRROR:=http://deb.debian.org/debian}"
 	: "${PERFMON:=0}" "${HEAD_ADDR:=}" "${JUPYTER_USER:=}" "${JUPYTER_TOKEN:=}" "${REDIS_PASSWORD_FILE:=}"
 	: "${DASHBOARD_URL:=}" "${DASHBOARD_ADMINS:=}"
+	: "${ACCOUNTING:=1}" "${FAIRSHARE_HALF_LIFE_HOURS:=4}" "${MAX_RUNNING_PER_USER:=}" "${MAX_JOBS_PER_USER:=1000}"
 	: "${WORKER_CPUS:=$(nproc)}"
 	: "${WORKER_MEM_MB:=$(($(awk '/^MemTotal:/ {print int($2/1024)}' /proc/meminfo) - 1024))}"
 
@@ -144,6 +146,15 @@ load_config() {
 		is_uint "${!k}" || bad "$k" "'${!k}' is not a numeric id"
 	done
 	[[ $PERFMON == 0 || $PERFMON == 1 ]] || bad PERFMON "'$PERFMON': use 0 or 1"
+	[[ $ACCOUNTING == 0 || $ACCOUNTING == 1 ]] || bad ACCOUNTING "'$ACCOUNTING': use 1 (fair share, slurmdbd) or 0 (first come, first served)"
+	is_uint "$FAIRSHARE_HALF_LIFE_HOURS" && ((FAIRSHARE_HALF_LIFE_HOURS >= 1 && FAIRSHARE_HALF_LIFE_HOURS <= 720)) ||
+		bad FAIRSHARE_HALF_LIFE_HOURS "'$FAIRSHARE_HALF_LIFE_HOURS' is not a number of hours (1-720)"
+	for k in MAX_RUNNING_PER_USER MAX_JOBS_PER_USER; do
+		[[ -z ${!k} ]] || { is_uint "${!k}" && ((${!k} >= 1)); } || bad "$k" "'${!k}' is not a number of jobs (1 or more; empty: no limit)"
+	done
+	if [[ -n $MAX_RUNNING_PER_USER && -n $MAX_JOBS_PER_USER ]] && ((MAX_RUNNING_PER_USER > MAX_JOBS_PER_USER)); then
+		bad MAX_RUNNING_PER_USER "$MAX_RUNNING_PER_USER is more than MAX_JOBS_PER_USER ($MAX_JOBS_PER_USER), which counts running jobs too"
+	fi
 	[[ $IMAGE_PREFIX =~ ^[a-z0-9][a-z0-9._/-]*$ ]] || bad IMAGE_PREFIX "'$IMAGE_PREFIX' is not an image name prefix"
 	[[ $IMAGE_TAG =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] || bad IMAGE_TAG "'$IMAGE_TAG' is not an image tag"
 	[[ $DEBIAN_MIRROR =~ ^(https?|file):// ]] || bad DEBIAN_MIRROR "'$DEBIAN_MIRROR' is not a mirror URL"
@@ -245,7 +256,7 @@ export_compose_env() {
 		FERRY_HOME_ROOT=$HOME_ROOT FERRY_DATA_DIR=$DATA_DIR FERRY_SCRATCH_DIR=$SCRATCH_DIR \
 		FERRY_MOUNT_DIR=$MOUNT_DIR FERRY_STATE_DIR=$STATE_DIR FERRY_BIND_ADDR=$BIND_ADDR \
 		FERRY_JUPYTER_PORT=$JUPYTER_PORT FERRY_REDIS_PORT=$REDIS_PORT FERRY_JUPYTER_USER=$JUPYTER_USER \
-		FERRY_DASHBOARD_PORT=$DASHBOARD_PORT
+		FERRY_DASHBOARD_PORT=$DASHBOARD_PORT FERRY_ACCOUNTING=$ACCOUNTING FERRY_STUDENT_QOS="$(student_qos)"
 }
 
 # put FILE CONTENT-FILE: replace FILE's content in place when it differs
@@ -302,7 +313,7 @@ SlurmdLogFile=/var/log/slurm/slurmd.log
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
+$(render_accounting)
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 PropagateResourceLimits=NONE
@@ -329,6 +340,43 @@ NodeName=$nodes CPUs=$WORKER_CPUS RealMemory=$WORKER_MEM_MB State=UNKNOWN
 PartitionName=main Nodes=$nodes Default=YES MaxTime=INFINITE OverSubscribe=EXCLUSIVE State=UP
 EOF
 	: "$last"
+}
+
+# render_accounting: slurm.conf's accounting and priority lines. With
+# ACCOUNTING=1, slurmdbd (on the head) keeps the accounting, fair share
+# dominates the priority (usage decays with FAIRSHARE_HALF_LIFE_HOURS, age
+# breaks ties; recomputed every minute, Slurm's shortest period) and the
+# associations and QOS limits are enforced: a user without an association
+# cannot submit. See shared/SLURM-NOTES.md.
+render_accounting() {
+	if [[ $ACCOUNTING == 0 ]]; then
+		cat <<EOF
+# ACCOUNTING=0: first come, first served, no slurmdbd.
+AccountingStorageType=accounting_storage/none
+PriorityType=priority/basic
+EOF
+		return 0
+	fi
+	cat <<EOF
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=head
+AccountingStoragePort=6819
+AccountingStorageEnforce=associations,limits,qos,safe
+PriorityType=priority/multifactor
+PriorityDecayHalfLife=$FAIRSHARE_HALF_LIFE_HOURS:00:00
+PriorityCalcPeriod=1
+PriorityWeightFairshare=100000
+PriorityWeightAge=1000
+PriorityMaxAge=1-0
+PriorityWeightJobSize=0
+PriorityWeightPartition=0
+PriorityWeightQOS=0
+EOF
+}
+
+# student_qos: the students' QOS limits as sacctmgr arguments (-1: none).
+student_qos() {
+	echo "MaxJobsPerUser=${MAX_RUNNING_PER_USER:--1} MaxSubmitJobsPerUser=${MAX_JOBS_PER_USER:--1}"
 }
 
 render_ferry_yaml() {
@@ -377,6 +425,9 @@ render_workers() {
 prepare_state() {
 	install -d -m 0700 "$STATE_DIR"
 	secret munge.key head -c 1024 /dev/urandom
+	# MariaDB's password for slurmdbd: root's here, slurmdbd.conf's (0600,
+	# slurm) in the head container.
+	secret slurmdbd.pass random_text 32
 	if [[ -n $REDIS_PASSWORD_FILE ]]; then
 		head -n 1 "$REDIS_PASSWORD_FILE" | tr -d '\n' >"$STATE_DIR/.rp"
 		chmod 0400 "$STATE_DIR/.rp"
@@ -423,7 +474,8 @@ prepare_state() {
 
 prepare_host() {
 	local d n
-	for d in "$DATA_DIR" "$DATA_DIR/redis" "$DATA_DIR/head/slurmctld" "$DATA_DIR/head/log" "$DATA_DIR/head/ferry-log"; do
+	for d in "$DATA_DIR" "$DATA_DIR/redis" "$DATA_DIR/head/slurmctld" "$DATA_DIR/head/log" "$DATA_DIR/head/ferry-log" \
+		"$DATA_DIR/head/mariadb"; do
 		[[ -d $d ]] || {
 			install -d -m 0755 "$d"
 			changed "created $d"
@@ -933,7 +985,7 @@ swarm_ready() {
 swarm_env() {
 	local k f
 	for k in slurm.conf:SLURM_CONF ferry.swarm.yaml:FERRY_YAML users.list:USERS_LIST munge.key:MUNGE_KEY \
-		redis.pass:REDIS_PASS jupyter.token:JUPYTER_TOKEN; do
+		redis.pass:REDIS_PASS jupyter.token:JUPYTER_TOKEN slurmdbd.pass:SLURMDBD_PASS; do
 		f=${k%%:*}
 		export "FERRY_HASH_${k#*:}=$(sha256sum "$STATE_DIR/$f" | cut -c1-12)"
 	done

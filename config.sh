@@ -70,6 +70,23 @@ MUNGE_GID=990
 SLURM_UID=64030
 SLURM_GID=64030
 
+# --- fairness at deadline peaks (Slurm's accounting) -----------------------
+# 1: the head node runs Slurm's accounting, slurmdbd on MariaDB (its data in
+# DATA_DIR/head/mariadb, kept by down and update): the queue is ordered by
+# fair share (who ran least lately goes first), per-user limits hold, and
+# sacct works. Every user of the users list gets an association (account
+# "course", QOS "student"). 0: first come, first served, no accounting.
+ACCOUNTING=1
+# How long past usage counts against a user in fair share: its half-life in
+# hours (1-720). Hours, so that what someone ran before the deadline counts.
+FAIRSHARE_HALF_LIFE_HOURS=4
+# The students' per-user limits: jobs running at once (empty: no limit, so no
+# worker idles while one user waits) and jobs queued and running together (a
+# sweep's tasks count one each). A job over a limit is refused with a
+# sentence saying which.
+MAX_RUNNING_PER_USER=
+MAX_JOBS_PER_USER=1000
+
 # --- images ---------------------------------------------------------------
 # Images are named PREFIX/debian:bookworm (the base, bootstrapped from
 # Debian packages with debootstrap when missing), PREFIX/node:TAG,

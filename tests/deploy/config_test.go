@@ -31,7 +31,7 @@ func TestBadConfig(t *testing.T) {
 		{
 			name:  "unknown key",
 			extra: []string{"WOKRERS=3"},
-			want:  "WOKRERS: unknown setting on line 20 (known: CLUSTER_NAME WORKERS WORKER_CPUS",
+			want:  "WOKRERS: unknown setting on line 22 (known: CLUSTER_NAME WORKERS WORKER_CPUS",
 		},
 		{
 			name:  "users list with a duplicate uid",
@@ -67,6 +67,16 @@ func TestBadConfig(t *testing.T) {
 			name:  "dashboard URL not http",
 			extra: []string{"DASHBOARD_URL=ftp://head"},
 			want:  "DASHBOARD_URL: 'ftp://head' is not http(s)://host[:port]",
+		},
+		{
+			name:  "accounting neither on nor off",
+			extra: []string{"ACCOUNTING=yes"},
+			want:  "ACCOUNTING: 'yes': use 1 (fair share, slurmdbd) or 0 (first come, first served)",
+		},
+		{
+			name:  "a running limit above the submit limit",
+			extra: []string{"MAX_RUNNING_PER_USER=50", "MAX_JOBS_PER_USER=20"},
+			want:  "MAX_RUNNING_PER_USER: 50 is more than MAX_JOBS_PER_USER (20), which counts running jobs too",
 		},
 		{
 			name:  "jupyter user not listed",

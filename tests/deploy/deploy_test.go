@@ -154,8 +154,12 @@ func TestCluster(t *testing.T) {
 		require.NotEmpty(t, ids, "the jobs subtest submitted nothing")
 		testDashboard(t, ids)
 	})
+	t.Run("fair share and accounting on the head", func(t *testing.T) {
+		require.NotEmpty(t, ids, "the jobs subtest submitted nothing")
+		testAccounting(t, ids)
+	})
 	t.Run("worker killed mid-job", func(t *testing.T) { testWorkerKilled(t, cfg) })
-	t.Run("head restarted mid-run", func(t *testing.T) { testHeadRestart(t) })
+	t.Run("head restarted mid-run", func(t *testing.T) { testHeadRestart(t, ids) })
 	t.Run("update mid-queue", func(t *testing.T) { testUpdate(t, cfg) })
 }
 
@@ -301,7 +305,10 @@ func testWorkerKilled(t *testing.T, cfg string) {
 	waitWorkersIdle(t, cfg, 3*time.Minute)
 }
 
-func testHeadRestart(t *testing.T) {
+// testHeadRestart restarts the head (MariaDB, slurmdbd, slurmctld, the
+// tracker) while 4 jobs queue and run: all succeed, and the accounting
+// kept the jobs from before the restart and caught up with these.
+func testHeadRestart(t *testing.T, earlier []job.ID) {
 	p := project(t, alice, aliceUID, "restart", map[string]string{"run.sh": intervalJob})
 	var ids []job.ID
 	for i := 0; i < 4; i++ {
@@ -314,6 +321,7 @@ func testHeadRestart(t *testing.T) {
 		waitState(t, alice, id, 5*time.Minute, job.Succeeded)
 		assert.Equal(t, job.Succeeded, readResult(t, alice, id).State)
 	}
+	sacctKnows(t, append(ids, earlier...))
 }
 
 func testUpdate(t *testing.T, cfg string) {

@@ -78,6 +78,8 @@ func writeConfig(t testing.TB, dir string, extra ...string) string {
 		"DASHBOARD_ADMINS=" + bob, // bob is the course's TA
 		"IMAGE_PREFIX=" + imagePrefix,
 		"IMAGE_TAG=test",
+		"MAX_RUNNING_PER_USER=" + maxRunning,
+		"MAX_JOBS_PER_USER=" + maxJobs,
 	}
 	lines = append(lines, extra...)
 	cfg := filepath.Join(dir, "config.sh")
