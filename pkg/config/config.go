@@ -29,24 +29,25 @@ const (
 // Config is the cluster and user configuration. Build it with Load (or
 // LoadFrom), apply flags, then call Validate. Reference documents every field.
 type Config struct {
-	Cluster        string      `yaml:"cluster"`
-	SpoolRoot      string      `yaml:"spool_root"`
-	DefaultImage   string      `yaml:"default_image"`
-	Images         []string    `yaml:"images"`
-	MaxBundle      Size        `yaml:"max_bundle"`
-	ScratchDir     string      `yaml:"scratch_dir"`
-	AgentSocket    string      `yaml:"agent_socket"`
-	Networks       []string    `yaml:"networks"`
-	ReadOnlyMounts []string    `yaml:"readonly_mounts"`
-	Perfmon        bool        `yaml:"perfmon"`
-	PidsLimit      int64       `yaml:"pids_limit"`
-	NodeMemReserve Size        `yaml:"node_mem_reserve"`
-	StopGrace      Duration    `yaml:"stop_grace"`
-	FerryBinary    string      `yaml:"ferry_binary"`
-	Defaults       JobDefaults `yaml:"defaults"`
-	Redis          Redis       `yaml:"redis"`
-	Tracker        Tracker     `yaml:"tracker"`
-	Dashboard      Dashboard   `yaml:"dashboard"`
+	Cluster        string       `yaml:"cluster"`
+	SpoolRoot      string       `yaml:"spool_root"`
+	DefaultImage   string       `yaml:"default_image"`
+	Images         []string     `yaml:"images"`
+	MaxBundle      Size         `yaml:"max_bundle"`
+	ScratchDir     string       `yaml:"scratch_dir"`
+	AgentSocket    string       `yaml:"agent_socket"`
+	Networks       []string     `yaml:"networks"`
+	ReadOnlyMounts []string     `yaml:"readonly_mounts"`
+	Perfmon        bool         `yaml:"perfmon"`
+	PidsLimit      int64        `yaml:"pids_limit"`
+	NodeMemReserve Size         `yaml:"node_mem_reserve"`
+	StopGrace      Duration     `yaml:"stop_grace"`
+	FerryBinary    string       `yaml:"ferry_binary"`
+	Defaults       JobDefaults  `yaml:"defaults"`
+	Redis          Redis        `yaml:"redis"`
+	Tracker        Tracker      `yaml:"tracker"`
+	Dashboard      Dashboard    `yaml:"dashboard"`
+	Environments   Environments `yaml:"environments"`
 
 	sources    []string // files read, in order
 	bundleCap  Size     // the admin's max_bundle; 0 = none known
@@ -88,6 +89,19 @@ type Dashboard struct {
 	OIDC       OIDC     `yaml:"oidc"`
 }
 
+// Environments configures the images the agents build for jobs that ask
+// for Python requirements or Debian packages (package env).
+type Environments struct {
+	Enabled      bool     `yaml:"enabled"`
+	StateDir     string   `yaml:"state_dir"`
+	DebianMirror string   `yaml:"debian_mirror"`  // "" = the base image's
+	PipIndexURL  string   `yaml:"pip_index_url"`  // "" = none
+	PipFindLinks string   `yaml:"pip_find_links"` // a wheelhouse dir on the workers; "" = none
+	FailureTTL   Duration `yaml:"failure_ttl"`
+	MaxAge       Duration `yaml:"max_age"`  // evict environments unused this long; 0 = never
+	MaxSize      Size     `yaml:"max_size"` // evict the least recently used beyond this; 0 = no cap
+}
+
 // OIDC is the dashboard's single sign-on through an OpenID provider.
 type OIDC struct {
 	Issuer           string `yaml:"issuer"` // "" = off
@@ -117,6 +131,8 @@ func Default() *Config {
 		Tracker:        Tracker{Listen: "127.0.0.1:9465", Tick: Duration(time.Second)},
 		Dashboard: Dashboard{Listen: "127.0.0.1:8090", SessionTTL: Duration(12 * time.Hour),
 			OIDC: OIDC{UserClaim: "preferred_username", GroupsClaim: "groups"}},
+		Environments: Environments{StateDir: "/var/lib/ferry/env", FailureTTL: Duration(5 * time.Minute),
+			MaxAge: Duration(30 * 24 * time.Hour), MaxSize: 20 << 30},
 		systemName: SystemPath,
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/ferry-hpc/ferry/pkg/env"
 	"github.com/ferry-hpc/ferry/pkg/job"
 	"gopkg.in/yaml.v3"
 )
@@ -41,6 +42,10 @@ type JobFile struct {
 	// dates stay the text that was written.
 	Params  map[string]any `yaml:"params"`
 	Network string         `yaml:"network"`
+	// Apt are Debian packages the job's environment adds to its image
+	// (with requirements.txt beside job.yaml for pip): built once per
+	// content hash by the cluster, see package env.
+	Apt []string `yaml:"apt"`
 }
 
 // StringOrList is a command given as one line ("python3 main.py --x 'a b'",
@@ -170,6 +175,11 @@ func (jf *JobFile) check(name string, root *yaml.Node) error {
 	if jf.Time != "" {
 		if _, err := job.ParseTime(jf.Time); err != nil {
 			bad("time", "%v", err)
+		}
+	}
+	for _, p := range jf.Apt {
+		if err := env.ValidateAptPackage(p); err != nil {
+			bad("apt", "%v", err)
 		}
 	}
 	slices.SortStableFunc(problems, func(a, b problem) int { return a.line - b.line })

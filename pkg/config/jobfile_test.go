@@ -85,7 +85,7 @@ func TestParseJobFileErrors(t *testing.T) {
 		want     string
 	}{
 		{"unknown field", "name: x\ncommand: a\n\ncpu: 2\n",
-			`job.yaml line 4: unknown field "cpu" (known: project, name, command, image, cpus, mem, gpus, time, partition, env, params, network)`},
+			`job.yaml line 4: unknown field "cpu" (known: project, name, command, image, cpus, mem, gpus, time, partition, env, params, network, apt)`},
 		{"wrong type", "name: x\ncpus: four\n", `job.yaml line 2: cpus: want a whole number, got "four"`},
 		{"list for a string", "image: [a, b]\n", `job.yaml line 1: image: want a string, got a list`},
 		{"env not a mapping", "env:\n  - A=1\n", `job.yaml line 2: env: want a mapping of names to strings, got a list`},
@@ -139,6 +139,6 @@ func TestReadJobFile(t *testing.T) {
 
 	require.NoError(t, os.WriteFile(path, []byte("cpus: 2\nimage: 3\nnetwrok: x\n"), 0o600))
 	_, err = ReadJobFile(path)
-	assert.EqualError(t, err, path+` line 3: unknown field "netwrok" (known: project, name, command, image, cpus, mem, gpus, time, partition, env, params, network)`)
+	assert.EqualError(t, err, path+` line 3: unknown field "netwrok" (known: project, name, command, image, cpus, mem, gpus, time, partition, env, params, network, apt)`)
 	assert.False(t, errors.Is(err, fs.ErrNotExist))
 }

@@ -15,13 +15,16 @@ import (
 // written once, atomically, to result.json; without slurmdbd it is the record
 // of a job's end.
 type Result struct {
-	State       State     `json:"state"`
-	Reason      string    `json:"reason"`
-	ExitCode    int       `json:"exit_code"`
-	Node        string    `json:"node,omitempty"`
-	SlurmJobID  string    `json:"slurm_job_id,omitempty"`
-	Image       string    `json:"image,omitempty"`
-	ImageDigest string    `json:"image_digest,omitempty"`
+	State       State  `json:"state"`
+	Reason      string `json:"reason"`
+	ExitCode    int    `json:"exit_code"`
+	Node        string `json:"node,omitempty"`
+	SlurmJobID  string `json:"slurm_job_id,omitempty"`
+	Image       string `json:"image,omitempty"`
+	ImageDigest string `json:"image_digest,omitempty"`
+	// Environment is the key (content hash) of the environment the job ran
+	// in, whose image is ImageDigest; "" for the plain image.
+	Environment string    `json:"environment,omitempty"`
 	BatchStart  time.Time `json:"batch_start,omitzero"` // when `ferry sandbox run` began on the worker
 	Started     time.Time `json:"started,omitzero"`     // when the container started
 	Ended       time.Time `json:"ended"`

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferry-hpc/ferry/pkg/env"
 	"github.com/ferry-hpc/ferry/pkg/lazyre"
 )
 
@@ -23,6 +24,10 @@ type Spec struct {
 	Env       map[string]string `json:"env,omitempty"`
 	Params    map[string]any    `json:"params,omitempty"`
 	Network   string            `json:"network,omitempty"`
+	// Environment is what the job's image gains on top of Image
+	// (requirements.txt, job.yaml's apt:), built by the cluster once per
+	// content hash; nil: Image as it is.
+	Environment *env.Spec `json:"environment,omitempty"`
 
 	User      string    `json:"user"`
 	UID       int       `json:"uid"`
@@ -95,6 +100,11 @@ func (s *Spec) Validate() error {
 	}
 	if len(s.Name) > 200 {
 		errs = append(errs, fmt.Errorf("name is %d characters long; at most 200", len(s.Name)))
+	}
+	if s.Environment != nil {
+		if err := s.Environment.Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	for k := range s.Env {
 		if !envKeyRE.MatchString(k) {

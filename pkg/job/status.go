@@ -3,6 +3,8 @@ package job
 import (
 	"strings"
 	"time"
+
+	"github.com/ferry-hpc/ferry/pkg/env"
 )
 
 // SlurmView is what Slurm said about a job in one listing.
@@ -22,21 +24,27 @@ type SlurmView struct {
 // Status is a job's observed state, combined from its spec, what Slurm says
 // and its result.json. It is what `ferry ls` and `ferry status` show.
 type Status struct {
-	ID        ID        `json:"id"`
-	Project   string    `json:"project"`
-	Name      string    `json:"name,omitempty"`
-	User      string    `json:"user"`
-	SlurmID   string    `json:"slurm_id,omitempty"`
-	State     State     `json:"state"`
-	Reason    string    `json:"reason,omitempty"`
-	ExitCode  *int      `json:"exit_code,omitempty"`
-	Node      string    `json:"node,omitempty"`
-	Image     string    `json:"image"`
-	Command   []string  `json:"command"`
-	Submitted time.Time `json:"submitted"`
-	Started   time.Time `json:"started,omitzero"`
-	Ended     time.Time `json:"ended,omitzero"`
-	Dir       string    `json:"dir"`
+	ID       ID     `json:"id"`
+	Project  string `json:"project"`
+	Name     string `json:"name,omitempty"`
+	User     string `json:"user"`
+	SlurmID  string `json:"slurm_id,omitempty"`
+	State    State  `json:"state"`
+	Reason   string `json:"reason,omitempty"`
+	ExitCode *int   `json:"exit_code,omitempty"`
+	Node     string `json:"node,omitempty"`
+	Image    string `json:"image"`
+	// EnvSpec is what the job asked its environment for (requirements.txt,
+	// apt:); Environment is that environment's key and ImageDigest the
+	// image it ran in, once result.json says so.
+	EnvSpec     *env.Spec `json:"env_spec,omitempty"`
+	Environment string    `json:"environment,omitempty"`
+	ImageDigest string    `json:"image_digest,omitempty"`
+	Command     []string  `json:"command"`
+	Submitted   time.Time `json:"submitted"`
+	Started     time.Time `json:"started,omitzero"`
+	Ended       time.Time `json:"ended,omitzero"`
+	Dir         string    `json:"dir"`
 	// For a queued job: Slurm's estimate of its start (when Slurm made
 	// one), and its place in its partition's queue among every user's
 	// pending jobs, as Slurm orders them (observe fills the place).
@@ -63,7 +71,10 @@ func ObserveWithDesire(spec *Spec, slurmID string, sv SlurmView, slurmErr error,
 	st := Status{
 		ID: spec.ID, Project: spec.Project, Name: spec.Name, User: spec.User, SlurmID: slurmID,
 		Image: spec.Image, Command: spec.Command, Submitted: spec.Submitted, Dir: spec.Dir,
-		Node: sv.Node, Started: sv.Start, Ended: sv.End,
+		Node: sv.Node, Started: sv.Start, Ended: sv.End, EnvSpec: spec.Environment,
+	}
+	if res != nil {
+		st.Environment, st.ImageDigest = res.Environment, res.ImageDigest
 	}
 	if res != nil && res.State.Terminal() {
 		st.State, st.Reason = res.State, res.Reason

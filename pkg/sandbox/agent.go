@@ -10,10 +10,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/ferry-hpc/ferry/pkg/env"
 	"github.com/ferry-hpc/ferry/pkg/localsock"
 )
 
@@ -40,10 +42,20 @@ type Agent struct {
 	// MountRoot is where the default Binder mounts; "" =
 	// DefaultMountRoot(Policy.Node).
 	MountRoot string
+	// Environments builds (once per content hash) the images of jobs that
+	// ask for an environment; nil: such jobs are refused.
+	Environments Environments
 
 	mu      sync.Mutex
 	runs    map[string]*activeRun // by Slurm job id
 	closing atomic.Bool           // Serve is shutting down
+}
+
+// Environments is the agent's view of package env's Builder.
+type Environments interface {
+	// Ensure returns the image of spec on top of base, building it first
+	// when this node has none (log gets what the job should see).
+	Ensure(ctx context.Context, spec env.Spec, base string, log io.Writer) (env.ImageRef, error)
 }
 
 type activeRun struct {
@@ -300,6 +312,18 @@ func (a *Agent) handleRun(w http.ResponseWriter, r *http.Request) {
 		a.refuse(w, peer, req, err)
 		return
 	}
+	if req.Environment != nil && !req.Environment.Empty() {
+		// The client's parsing is not trusted: the spec is checked again
+		// here, where the root side will build it.
+		if err := req.Environment.Validate(); err != nil {
+			a.refuse(w, peer, req, refuse("environment: %s", strings.ReplaceAll(err.Error(), "\n", "; ")))
+			return
+		}
+		if a.Environments == nil {
+			a.refuse(w, peer, req, refuse("this cluster builds no environments: run without requirements.txt and apt:, or ask the admins to enable them"))
+			return
+		}
+	}
 	run := &activeRun{uid: peer.UID, name: spec.Name, stop: make(chan struct{}), done: make(chan struct{})}
 	a.mu.Lock()
 	if _, busy := a.runs[req.SlurmJobID]; busy {
@@ -353,6 +377,21 @@ func (a *Agent) handleRun(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	fw = &frameWriter{w: w, rc: http.NewResponseController(w)}
+
+	// The job's environment: its image is built here first if this node
+	// has none (the job's log says so), and the job runs in it. A failed
+	// build fails the job with the build's last lines.
+	var envKey string
+	if req.Environment != nil && !req.Environment.Empty() {
+		ref, err := a.Environments.Ensure(r.Context(), *req.Environment, spec.Image, fw)
+		if err != nil {
+			log.Warn("environment", "err", err)
+			last = &Frame{Type: "error", Error: "environment: " + err.Error()}
+			return
+		}
+		log.Info("environment ready", "env", ref.Key, "env_image", ref.ID)
+		spec.Image, envKey = ref.ID, ref.Key
+	}
 
 	// Docker calls outlive the request: the container must be cleaned up
 	// even when the client is gone.
@@ -418,6 +457,7 @@ func (a *Agent) handleRun(w http.ResponseWriter, r *http.Request) {
 	}
 	log.Info("container ended", "container", short(c.ID), "exit_code", exit.Code, "oom_killed", exit.OOMKilled, "stopped", exit.Stopped)
 	exit.MemoryLimit = &spec.MemoryBytes
+	exit.Environment = envKey
 	last = &Frame{Type: "exit", Exit: &exit}
 }
 

@@ -54,8 +54,11 @@ type Exit struct {
 	// MemoryLimit is the container's memory limit in bytes as the agent
 	// set it (0: none), for the out-of-memory reason; nil from an agent
 	// older than the field.
-	MemoryLimit *int64    `json:"memory_limit,omitempty"`
-	ImageDigest string    `json:"image_digest"`
+	MemoryLimit *int64 `json:"memory_limit,omitempty"`
+	ImageDigest string `json:"image_digest"`
+	// Environment is the key of the environment the job ran in (its image
+	// is ImageDigest); "" for the plain image.
+	Environment string    `json:"environment,omitempty"`
 	Started     time.Time `json:"started"`
 	Ended       time.Time `json:"ended"`
 }

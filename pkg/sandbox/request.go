@@ -3,6 +3,8 @@ package sandbox
 import (
 	"context"
 	"io"
+
+	"github.com/ferry-hpc/ferry/pkg/env"
 )
 
 // Request is what `ferry sandbox run` asks the agent for. It names the job
@@ -19,6 +21,10 @@ type Request struct {
 	Command    []string          `json:"command"`
 	Env        map[string]string `json:"env,omitempty"`
 	Network    string            `json:"network,omitempty"`
+	// Environment is what the job's image gains (pip requirements, Debian
+	// packages): the agent builds it FROM Image, once per content hash on
+	// this node, and runs the job in the result. nil: Image as it is.
+	Environment *env.Spec `json:"environment,omitempty"`
 
 	// never granted
 	Mounts     []Mount  `json:"mounts,omitempty"`

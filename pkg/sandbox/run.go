@@ -88,13 +88,14 @@ func Run(ctx context.Context, o RunOptions) (*job.Result, error) {
 	}
 	env["FERRY_PARAMS"] = string(params)
 	req := Request{
-		SlurmJobID: o.SlurmJobID,
-		JobDir:     o.JobDir.Path(),
-		Scratch:    scratch,
-		Image:      spec.Image,
-		Command:    spec.Command,
-		Env:        env,
-		Network:    spec.Network,
+		SlurmJobID:  o.SlurmJobID,
+		JobDir:      o.JobDir.Path(),
+		Scratch:     scratch,
+		Image:       spec.Image,
+		Command:     spec.Command,
+		Env:         env,
+		Network:     spec.Network,
+		Environment: spec.Environment,
 	}
 	exit, err := o.Launcher.Launch(ctx, req, logf)
 	if err != nil && stoppedBeforeStart(ctx, err, o.StopWait) {
@@ -119,6 +120,7 @@ func Run(ctx context.Context, o RunOptions) (*job.Result, error) {
 		return finish(o, res, job.Failed, reason, -1, now)
 	}
 	res.ImageDigest = exit.ImageDigest
+	res.Environment = exit.Environment
 	if !exit.Started.IsZero() {
 		res.Started = exit.Started
 	}

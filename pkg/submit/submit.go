@@ -18,6 +18,7 @@ import (
 	"github.com/ferry-hpc/ferry/pkg/atomicfile"
 	"github.com/ferry-hpc/ferry/pkg/bundle"
 	"github.com/ferry-hpc/ferry/pkg/config"
+	"github.com/ferry-hpc/ferry/pkg/env"
 	"github.com/ferry-hpc/ferry/pkg/job"
 	"github.com/ferry-hpc/ferry/pkg/lazyre"
 	"github.com/ferry-hpc/ferry/pkg/slurm"
@@ -142,6 +143,9 @@ func (s *Submitter) BuildSpec(req Request) (*job.Spec, error) {
 	spec.Params = map[string]any{}
 	maps.Copy(spec.Params, jf.Params)
 	maps.Copy(spec.Params, req.Params)
+	if spec.Environment, err = readEnvironment(abs, jf); err != nil {
+		return nil, &BadInput{Err: err}
+	}
 	if spec.Partition != "" && (len(spec.Partition) > 64 || !partitionRE.MatchString(spec.Partition)) {
 		return nil, bad("partition %q is not a Slurm partition name (letters, digits, . _ -); 'sinfo -s' lists them", spec.Partition)
 	}
@@ -158,6 +162,33 @@ func (s *Submitter) BuildSpec(req Request) (*job.Spec, error) {
 		return nil, bad("params: %v", err)
 	}
 	return spec, nil
+}
+
+// readEnvironment reads the project's environment: requirements.txt beside
+// job.yaml (pip) and job.yaml's apt list. nil when it asks for nothing.
+func readEnvironment(dir string, jf *config.JobFile) (*env.Spec, error) {
+	var pip []string
+	f, err := os.Open(filepath.Join(dir, env.RequirementsFile))
+	switch {
+	case err == nil:
+		defer f.Close()
+		if fi, err := f.Stat(); err == nil && !fi.Mode().IsRegular() {
+			return nil, fmt.Errorf("%s is not a regular file", env.RequirementsFile)
+		}
+		if pip, err = env.ParseRequirements(f); err != nil {
+			return nil, oneLine(err)
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, err
+	}
+	if len(pip) == 0 && len(jf.Apt) == 0 {
+		return nil, nil
+	}
+	spec, err := env.NewSpec(pip, jf.Apt)
+	if err != nil {
+		return nil, oneLine(err)
+	}
+	return &spec, nil
 }
 
 // Submit builds the spec, writes the job dir and runs sbatch. On any error

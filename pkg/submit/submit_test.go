@@ -680,3 +680,42 @@ func TestSubmitSpecStartsSbatchEarly(t *testing.T) {
 		assert.Empty(t, spoolEntries(t, s.Config.SpoolRoot))
 	})
 }
+
+func TestBuildSpecEnvironment(t *testing.T) {
+	s := &submit.Submitter{Config: newConfig(t)}
+	dir := project(t, "envproj", map[string]string{
+		"job.yaml":         "command: python3 main.py\napt: [jq, python3-six]\n",
+		"requirements.txt": "# the course's\nSciPy>=1.10\n\npandas\n",
+	})
+	spec, err := s.BuildSpec(submit.Request{Dir: dir, GPUs: -1})
+	require.NoError(t, err)
+	require.NotNil(t, spec.Environment)
+	assert.Equal(t, []string{"pandas", "scipy>=1.10"}, spec.Environment.Pip, "normalised and sorted")
+	assert.Equal(t, []string{"jq", "python3-six"}, spec.Environment.Apt)
+
+	plain := project(t, "plain", map[string]string{"job.yaml": "command: true\n"})
+	spec, err = s.BuildSpec(submit.Request{Dir: plain, GPUs: -1})
+	require.NoError(t, err)
+	assert.Nil(t, spec.Environment, "no requirements.txt, no apt: no environment")
+
+	for _, c := range []struct{ name, jobYAML, reqs, want string }{
+		{"another index", "command: true\n", "numpy\n--extra-index-url https://evil.example/simple\n",
+			`requirements.txt line 2: option "--extra-index-url" is not allowed`},
+		{"a URL", "command: true\n", "https://evil.example/pkg.whl\n", "requirements.txt line 1: "},
+		{"apt with shell metacharacters", "command: true\napt: ['jq; rm -rf ~']\n", "",
+			`job.yaml line 2: apt: apt package "jq; rm -rf ~": shell metacharacters and spaces are not allowed`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			files := map[string]string{"job.yaml": c.jobYAML}
+			if c.reqs != "" {
+				files["requirements.txt"] = c.reqs
+			}
+			_, err := s.BuildSpec(submit.Request{Dir: project(t, "bad", files), GPUs: -1})
+			require.Error(t, err)
+			var bi *submit.BadInput
+			assert.ErrorAs(t, err, &bi, "bad input: exit code 2")
+			assert.Contains(t, err.Error(), c.want)
+			assert.NotContains(t, err.Error(), "\n", "one line")
+		})
+	}
+}

@@ -166,16 +166,31 @@ class Executor:
     ``ferry.run``, ``ferry.run_async`` and ``ferry.map`` use a default one;
     ``ferry.Executor(cpus=4, mem="8G", project="src/")`` makes another.
     `project` is a dir shipped with the function (importable in the
-    sandbox: it is the working dir /work).
+    sandbox: it is the working dir /work). `requirements` are pip
+    requirement lines (``["scipy>=1.10", "pandas"]``) or the text of a
+    requirements.txt: the cluster builds that environment once, on top of
+    the sandbox image, and every later call with the same requirements
+    runs in it at once (they replace a requirements.txt of `project`).
     """
 
     def __init__(self, *, project: str | os.PathLike | None = None, project_name: str | None = None,
-                 progress: bool | None = None, **resources: Any):
+                 progress: bool | None = None, requirements: str | Sequence[str] | None = None,
+                 **resources: Any):
         _cli.resource_flags(resources)  # reject unknown options now
         self.project = os.fspath(project) if project is not None else None
         self.project_name = project_name
         self.progress = progress
         self.resources = resources
+        self.requirements = _requirement_lines(requirements)
+
+    def _with(self, requirements: str | Sequence[str] | None) -> "Executor":
+        """This executor, or a copy of it with other requirements."""
+        if requirements is None:
+            return self
+        e = Executor(project=self.project, project_name=self.project_name, progress=self.progress,
+                     **self.resources)
+        e.requirements = _requirement_lines(requirements)
+        return e
 
     # --- building the submitted dir -----------------------------------
 
@@ -219,6 +234,14 @@ class Executor:
                 _copy_project(self.project, d)
             else:
                 os.mkdir(d)
+            if self.requirements is not None:
+                # Unlink first: the project's file may be a hard link to
+                # the user's own.
+                req = os.path.join(d, "requirements.txt")
+                if os.path.lexists(req):
+                    os.unlink(req)
+                with open(req, "w", encoding="utf-8") as f:
+                    f.write("".join(line + "\n" for line in self.requirements))
             P.write_payload(d, kind, data, function=name,
                             items=(bytes(blob), offsets) if items is not None else None)
         except BaseException:
@@ -374,19 +397,44 @@ def _copy_project(src: str, dst: str) -> None:
                     ignore=shutil.ignore_patterns(".git", "__pycache__", ".ipynb_checkpoints"))
 
 
+def _requirement_lines(requirements: str | Sequence[str] | None) -> list[str] | None:
+    """pip requirement lines from a list or a requirements.txt's text; the
+    cluster checks them (no options, URLs or paths) when the job is
+    submitted."""
+    if requirements is None:
+        return None
+    if isinstance(requirements, (str, bytes)):
+        if isinstance(requirements, bytes):
+            requirements = requirements.decode()
+        lines = requirements.splitlines()
+    else:
+        lines = list(requirements)
+    out = []
+    for line in lines:
+        if not isinstance(line, str):
+            raise TypeError(f"requirements must be strings, got {type(line).__name__}")
+        if "\n" in line or "\r" in line:
+            raise ValueError(f"requirement {line!r} spans lines: give one requirement per element")
+        out.append(line)
+    return out
+
+
 _default = Executor()
 
 
-def run(fn: Callable, *args: Any, **kwargs: Any) -> Any:
+def run(fn: Callable, *args: Any, requirements: str | Sequence[str] | None = None, **kwargs: Any) -> Any:
     """Run fn(*args, **kwargs) in the sandbox on the cluster and return its
     value. If it raised, the same exception type is raised here, carrying the
-    remote traceback (as its __cause__ and .remote_traceback)."""
-    return _default.run(fn, *args, **kwargs)
+    remote traceback (as its __cause__ and .remote_traceback).
+    `requirements` (pip lines) run it in that environment, built once by the
+    cluster (keyword-only: a function argument of that name goes through
+    ``ferry.Executor().run``)."""
+    return _default._with(requirements).run(fn, *args, **kwargs)
 
 
-def run_async(fn: Callable, *args: Any, **kwargs: Any) -> FunctionJob:
+def run_async(fn: Callable, *args: Any, requirements: str | Sequence[str] | None = None, **kwargs: Any) -> FunctionJob:
     """Like run, but return the Job at once (``job.result()`` waits)."""
-    return _default.run_async(fn, *args, **kwargs)
+    return _default._with(requirements).run_async(fn, *args, **kwargs)
 
 
 def map(fn: Callable, iterable: Iterable, max_parallel: int | None = None) -> list:  # noqa: A001

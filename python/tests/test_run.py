@@ -136,6 +136,28 @@ class RunTest(FakeCLITest):
         with self.assertRaises(TypeError):
             ferry.Executor(cpu=2)
 
+    def test_requirements(self):
+        proj = os.path.join(self.tmp, "reqproj")
+        os.mkdir(proj)
+        with open(os.path.join(proj, "requirements.txt"), "w") as f:
+            f.write("numpy\n")
+        ex = ferry.Executor(project=proj, requirements=["scipy>=1.10", "pandas"])
+        root, d = ex._stage("call", {"fn": square, "args": (3,), "kwargs": {}}, square)
+        try:
+            with open(os.path.join(d, "requirements.txt")) as f:
+                self.assertEqual(f.read(), "scipy>=1.10\npandas\n")
+        finally:
+            shutil.rmtree(root)
+        with open(os.path.join(proj, "requirements.txt")) as f:
+            self.assertEqual(f.read(), "numpy\n", "the project's own file is untouched")
+        # the text of a requirements.txt works too, and ferry.run takes it
+        self.assertEqual(ferry.run(square, 3, requirements="six\n# a comment\n"), 9)
+        self.assertEqual(ferry.Executor()._with("a\nb").requirements, ["a", "b"])
+        with self.assertRaises(TypeError):
+            ferry.Executor(requirements=[1])
+        with self.assertRaises(ValueError):
+            ferry.Executor(requirements=["a\nb"])
+
     def test_job_that_dies_without_result(self):
         # The runner never ran (e.g. the image lacks python3): JobFailed.
         proj = os.path.join(self.tmp, "proj")

@@ -9,10 +9,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-hpc/ferry/pkg/cmd/factory"
+	"github.com/ferry-hpc/ferry/pkg/config"
+	"github.com/ferry-hpc/ferry/pkg/env"
+	envdocker "github.com/ferry-hpc/ferry/pkg/env/docker"
 	"github.com/ferry-hpc/ferry/pkg/job"
 	sb "github.com/ferry-hpc/ferry/pkg/sandbox"
 	"github.com/ferry-hpc/ferry/pkg/sandbox/docker"
@@ -164,9 +168,65 @@ func run(ctx context.Context, o *Options) error {
 		StopGrace: cfg.StopGrace.Duration(),
 		Ping:      eng.Ping,
 	}
+	if cfg.Environments.Enabled {
+		b, closeEnv, err := environments(cfg, log)
+		if err != nil {
+			return err
+		}
+		defer closeEnv()
+		a.Environments = b
+		go evictLoop(ctx, b, cfg.Environments, log)
+	}
 	err = a.Serve(ctx, ln)
 	log.Info("agent stopped")
 	return err
+}
+
+// environments is the node's environment builder (package env) on the
+// Docker Engine, from the admin's environments section.
+func environments(cfg *config.Config, log *slog.Logger) (*env.Builder, func(), error) {
+	ec := cfg.Environments
+	eng, err := envdocker.New()
+	if err != nil {
+		return nil, nil, fmt.Errorf("environments: %w", err)
+	}
+	b, err := env.New(eng, env.Options{
+		StateDir:   ec.StateDir,
+		FailureTTL: ec.FailureTTL.Duration(),
+		Sources:    env.Sources{DebianMirror: ec.DebianMirror, PipIndexURL: ec.PipIndexURL, PipFindLinks: ec.PipFindLinks},
+	})
+	if err != nil {
+		eng.Close()
+		return nil, nil, fmt.Errorf("environments: %w", err)
+	}
+	log.Info("environments enabled", "state_dir", ec.StateDir, "debian_mirror", ec.DebianMirror,
+		"pip_index_url", ec.PipIndexURL, "pip_find_links", ec.PipFindLinks, "max_age", ec.MaxAge, "max_size", ec.MaxSize)
+	return b, func() { eng.Close() }, nil
+}
+
+// evictLoop removes environments past the admin's age and size limits, at
+// start and then daily. An image a container uses is never removed (the
+// Engine refuses).
+func evictLoop(ctx context.Context, b *env.Builder, ec config.Environments, log *slog.Logger) {
+	if ec.MaxAge <= 0 && ec.MaxSize <= 0 {
+		return
+	}
+	t := time.NewTicker(24 * time.Hour)
+	defer t.Stop()
+	for {
+		gone, err := b.Evict(ctx, ec.MaxAge.Duration(), int64(ec.MaxSize), func(string) bool { return false })
+		if err != nil && ctx.Err() == nil {
+			log.Warn("evicting environments", "err", err)
+		}
+		for _, e := range gone {
+			log.Info("environment evicted", "env", e.Key, "size", e.Size, "last_used", e.LastUsed, "why", e.Reason)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // Allocations adapts the Slurm client to the agent's AllocationSource.

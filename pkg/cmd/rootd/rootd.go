@@ -10,6 +10,7 @@ import (
 	"github.com/ferry-hpc/ferry/pkg/cmd/agent"
 	"github.com/ferry-hpc/ferry/pkg/cmd/configcmd"
 	"github.com/ferry-hpc/ferry/pkg/cmd/dashboard"
+	"github.com/ferry-hpc/ferry/pkg/cmd/envcmd"
 	"github.com/ferry-hpc/ferry/pkg/cmd/epilog"
 	"github.com/ferry-hpc/ferry/pkg/cmd/factory"
 	"github.com/ferry-hpc/ferry/pkg/cmd/root"
@@ -26,6 +27,7 @@ func NewCmdRoot(f *factory.Factory) *cobra.Command {
                    Docker socket; starts each job's sandbox container
   ferryd tracker   on the head node: mirrors Slurm's job states into Redis
   ferryd dashboard on the head node: the web dashboard over Redis and the job dirs
+  ferryd env       on a worker, as root: build, list and remove environments
   ferryd epilog    Slurm's Epilog on every worker: removes a job's containers
   ferryd slurm-hook  Slurm's jobcomp/script hook: tells the tracker a job ended
 
@@ -34,6 +36,7 @@ Users run 'ferry'.`)
 		agent.NewCmdAgent(f),
 		tracker.NewCmdTracker(f, nil),
 		dashboard.NewCmdDashboard(f, nil),
+		envcmd.NewCmdEnv(f, nil),
 		epilog.NewCmdEpilog(f),
 		slurmhook.NewCmdSlurmHook(f, nil),
 		configcmd.NewCmdConfig(f, nil),

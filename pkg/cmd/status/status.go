@@ -72,13 +72,14 @@ func runStatus(ctx context.Context, o *Options) error {
 		{"id", string(st.ID)}, {"project", st.Project}, {"name", output.Escape(st.Name)},
 		{"state", string(st.State)}, {"reason", output.Escape(st.Reason)}, {"queue", Queue(st, time.Now())}, {"exit code", code},
 		{"slurm job", st.SlurmID}, {"node", output.Escape(st.Node)}, {"image", output.Escape(st.Image)},
+		{"env", envLine(st)},
 		{"command", output.Command(st.Command)},
 		{"submitted", fmtTime(st.Submitted)}, {"started", fmtTime(st.Started)}, {"ended", fmtTime(st.Ended)},
 		{"dir", output.Escape(st.Dir)},
 	}
 	for _, r := range rows {
-		if r[0] == "queue" && r[1] == "" {
-			continue // a queued job's line only
+		if (r[0] == "queue" || r[0] == "env") && r[1] == "" {
+			continue // a queued job's line, a job with an environment's
 		}
 		if r[1] == "" {
 			r[1] = "-"
@@ -88,6 +89,27 @@ func runStatus(ctx context.Context, o *Options) error {
 		}
 	}
 	return nil
+}
+
+// envLine says what a job's environment holds and, once it ran, its key
+// and image: "pip: 2 packages, apt: 1 package; 3f2a9c01d2e4 (image
+// sha256:…)". "" for a job without one.
+func envLine(st job.Status) string {
+	if st.EnvSpec == nil || st.EnvSpec.Empty() {
+		return ""
+	}
+	s := st.EnvSpec.Summary()
+	if st.Environment != "" {
+		k := st.Environment
+		if len(k) > 12 {
+			k = k[:12]
+		}
+		s += "; " + k
+		if st.ImageDigest != "" {
+			s += " (image " + st.ImageDigest + ")"
+		}
+	}
+	return s
 }
 
 // Queue says where a queued job stands: its place in its partition's

@@ -1,0 +1,60 @@
+package env
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// Labels on every environment image.
+const (
+	LabelKey     = "ferry.env"         // the key
+	LabelBase    = "ferry.env.base"    // the base image's ID
+	LabelSpec    = "ferry.env.spec"    // the Spec as JSON
+	LabelVersion = "ferry.env.version" // KeyVersion
+)
+
+// Errors an Engine returns, wrapped or as is.
+var (
+	ErrImageNotFound = errors.New("image not found")
+	// ErrImageInUse: a container (running or not) uses the image.
+	ErrImageInUse = errors.New("image is in use by a container")
+	// ErrBuildFailed: the build itself failed (a step exited non-zero, the
+	// Dockerfile was refused), as opposed to the daemon being unreachable.
+	ErrBuildFailed = errors.New("build failed")
+)
+
+// Image is what the Builder needs to know of an image.
+type Image struct {
+	ID      string // "sha256:…"
+	Tags    []string
+	Labels  map[string]string
+	Size    int64
+	Created time.Time
+	User    string // the image's USER; "" = root
+}
+
+// BuildOptions are the Builder's instructions for one build.
+type BuildOptions struct {
+	Tag     string // the image's name
+	Network string // Docker network for the build's RUN steps
+}
+
+// Engine is the seam in front of the Docker Engine API for images.
+type Engine interface {
+	// ImageInspect returns the image ref (name:tag or ID) names, or an error
+	// wrapping ErrImageNotFound.
+	ImageInspect(ctx context.Context, ref string) (Image, error)
+	// ImageList returns the images that carry label (any value).
+	ImageList(ctx context.Context, label string) ([]Image, error)
+	// ImageRemove untags ref and deletes the image when no other tag names
+	// it, never forcing: an error wraps ErrImageInUse when a container uses
+	// it, ErrImageNotFound when it is gone.
+	ImageRemove(ctx context.Context, ref string) error
+	// ImageBuild builds the Dockerfile at the root of the tar stream
+	// buildContext with the classic builder, never pulling, writes the
+	// build's output to out and returns the new image's ID. A failed
+	// build's error wraps ErrBuildFailed.
+	ImageBuild(ctx context.Context, buildContext io.Reader, opts BuildOptions, out io.Writer) (string, error)
+}
