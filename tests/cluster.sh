@@ -481,9 +481,23 @@ dashboard:
   listen: 127.0.0.1:8790
   url: http://127.0.0.1:8790
   admins: [ferry-carol]
+# Environments (requirements.txt, apt:): the agents build them; pip
+# installs from the wheelhouse alone (the end-to-end test fills it), apt
+# from the base image's Debian mirror.
+environments:
+  enabled: true
+  pip_find_links: /var/lib/ferry/wheelhouse
 EOF
 	chmod 0644 "$tmp"
+	install -d -m 0755 /var/lib/ferry/wheelhouse
+	if [[ -f $FERRY_CONFIG ]] && cmp -s "$tmp" "$FERRY_CONFIG"; then
+		rm -f "$tmp"
+		return 0
+	fi
 	mv "$tmp" "$FERRY_CONFIG"
+	# The daemons read it when they start: restart them.
+	FERRY_CHANGED=1
+	log "wrote $FERRY_CONFIG"
 }
 
 start_agents() {

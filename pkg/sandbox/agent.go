@@ -386,7 +386,7 @@ func (a *Agent) handleRun(w http.ResponseWriter, r *http.Request) {
 		ref, err := a.Environments.Ensure(r.Context(), *req.Environment, spec.Image, fw)
 		if err != nil {
 			log.Warn("environment", "err", err)
-			last = &Frame{Type: "error", Error: "environment: " + err.Error()}
+			last = &Frame{Type: "error", Error: "environment: " + envFailure(fw, err)}
 			return
 		}
 		log.Info("environment ready", "env", ref.Key, "env_image", ref.ID)
@@ -459,6 +459,23 @@ func (a *Agent) handleRun(w http.ResponseWriter, r *http.Request) {
 	exit.MemoryLimit = &spec.MemoryBytes
 	exit.Environment = envKey
 	last = &Frame{Type: "exit", Exit: &exit}
+}
+
+// envFailure writes a failed build's last lines into the job's log (a job
+// that waited for another's build, or was answered from the failure
+// record, has not seen them) and returns the one-line reason.
+func envFailure(log io.Writer, err error) string {
+	var be *env.BuildError
+	if !errors.As(err, &be) {
+		return strings.ReplaceAll(err.Error(), "\n", "; ")
+	}
+	if len(be.Lines) > 0 {
+		fmt.Fprintf(log, "ferry: environment %s failed to build: %s; the build's last lines:\n", env.Short(be.Key), be.Reason)
+		for _, l := range be.Lines {
+			fmt.Fprintf(log, "  | %s\n", l)
+		}
+	}
+	return fmt.Sprintf("%s failed to build: %s (the build's last lines are in the log)", env.Short(be.Key), be.Reason)
 }
 
 // endRun releases a run's pinned mounts and removes its scratch dir, once

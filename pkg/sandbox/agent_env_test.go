@@ -2,7 +2,6 @@ package sandbox
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -60,14 +59,16 @@ func TestAgentEnvironmentFailures(t *testing.T) {
 		fx := newFixture(t)
 		eng := newFakeEngine()
 		ta := newTestAgent(fx, eng)
-		ta.agent.Environments = &fakeEnvs{err: errors.New("building environment 3f2a9c01d2e4 failed: ERROR: No matching distribution found for nosuchpkg")}
+		ta.agent.Environments = &fakeEnvs{err: &env.BuildError{Key: "3f2a9c01d2e4aaaa", Reason: "pip install failed (exit 1)",
+			Lines: []string{"ERROR: Could not find a version that satisfies the requirement nosuchpkg", "ERROR: No matching distribution found for nosuchpkg"}, Cached: true}}
 		ta.serve(t)
 		req := fx.req
 		req.Environment = &env.Spec{Pip: []string{"nosuchpkg"}}
 		var out syncBuffer
 		_, err := ta.client.Launch(context.Background(), req, &out)
 		require.Error(t, err)
-		assert.Contains(t, err.Error(), "environment: building environment 3f2a9c01d2e4 failed: ERROR: No matching distribution found for nosuchpkg")
+		assert.Equal(t, "ferry agent: environment: 3f2a9c01d2e4 failed to build: pip install failed (exit 1) (the build's last lines are in the log)", err.Error(), "one line")
+		assert.Contains(t, out.String(), "  | ERROR: No matching distribution found for nosuchpkg\n", "the job's log has the build's last lines")
 		assert.False(t, IsRefusal(err))
 		assert.Empty(t, eng.startedSpecs(), "no container started")
 		ta.waitIdle(t)

@@ -200,7 +200,7 @@ func environments(cfg *config.Config, log *slog.Logger) (*env.Builder, func(), e
 		return nil, nil, fmt.Errorf("environments: %w", err)
 	}
 	log.Info("environments enabled", "state_dir", ec.StateDir, "debian_mirror", ec.DebianMirror,
-		"pip_index_url", ec.PipIndexURL, "pip_find_links", ec.PipFindLinks, "max_age", ec.MaxAge, "max_size", ec.MaxSize)
+		"pip_index_url", ec.PipIndexURL, "pip_find_links", ec.PipFindLinks, "max_age", ec.MaxAge.Duration().String(), "max_size", ec.MaxSize.String())
 	return b, func() { eng.Close() }, nil
 }
 
