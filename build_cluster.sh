@@ -62,7 +62,7 @@ KNOWN_KEYS=(CLUSTER_NAME WORKERS WORKER_CPUS WORKER_MEM_MB MODE HEAD_ADDR BIND_A
 	JUPYTER_PORT DASHBOARD_PORT DASHBOARD_URL DASHBOARD_ADMINS REDIS_PORT REDIS_PASSWORD_FILE HOME_ROOT DATA_DIR SCRATCH_DIR MOUNT_DIR
 	STATE_DIR USERS_FILE JUPYTER_USER JUPYTER_TOKEN MUNGE_UID MUNGE_GID SLURM_UID
 	SLURM_GID IMAGE_PREFIX IMAGE_TAG DEBIAN_MIRROR PERFMON ACCOUNTING FAIRSHARE_HALF_LIFE_HOURS
-	MAX_RUNNING_PER_USER MAX_JOBS_PER_USER)
+	MAX_RUNNING_PER_USER MAX_JOBS_PER_USER ENVIRONMENTS PIP_INDEX_URL WHEELHOUSE_DIR)
 
 # abs PATH: PATH made absolute against the config file's directory.
 abs() {
@@ -127,6 +127,7 @@ load_config() {
 	: "${PERFMON:=0}" "${HEAD_ADDR:=}" "${JUPYTER_USER:=}" "${JUPYTER_TOKEN:=}" "${REDIS_PASSWORD_FILE:=}"
 	: "${DASHBOARD_URL:=}" "${DASHBOARD_ADMINS:=}"
 	: "${ACCOUNTING:=1}" "${FAIRSHARE_HALF_LIFE_HOURS:=4}" "${MAX_RUNNING_PER_USER:=}" "${MAX_JOBS_PER_USER:=1000}"
+	: "${ENVIRONMENTS:=1}" "${PIP_INDEX_URL:=}" "${WHEELHOUSE_DIR:=}"
 	: "${WORKER_CPUS:=$(nproc)}"
 	: "${WORKER_MEM_MB:=$(($(awk '/^MemTotal:/ {print int($2/1024)}' /proc/meminfo) - 1024))}"
 
@@ -152,6 +153,13 @@ load_config() {
 	for k in MAX_RUNNING_PER_USER MAX_JOBS_PER_USER; do
 		[[ -z ${!k} ]] || { is_uint "${!k}" && ((${!k} >= 1)); } || bad "$k" "'${!k}' is not a number of jobs (1 or more; empty: no limit)"
 	done
+	[[ $ENVIRONMENTS == 0 || $ENVIRONMENTS == 1 ]] || bad ENVIRONMENTS "'$ENVIRONMENTS': use 1 (workers build requirements.txt and apt: environments) or 0"
+	[[ -z $PIP_INDEX_URL || $PIP_INDEX_URL =~ ^https?://[^@[:space:]]+$ ]] ||
+		bad PIP_INDEX_URL "'$PIP_INDEX_URL' is not an http(s) URL without credentials (it is recorded in the images)"
+	if [[ -n $WHEELHOUSE_DIR ]]; then
+		WHEELHOUSE_DIR=$(abs "$WHEELHOUSE_DIR")
+		[[ -d $WHEELHOUSE_DIR ]] || bad WHEELHOUSE_DIR "$WHEELHOUSE_DIR: no such directory on this host"
+	fi
 	if [[ -n $MAX_RUNNING_PER_USER && -n $MAX_JOBS_PER_USER ]] && ((MAX_RUNNING_PER_USER > MAX_JOBS_PER_USER)); then
 		bad MAX_RUNNING_PER_USER "$MAX_RUNNING_PER_USER is more than MAX_JOBS_PER_USER ($MAX_JOBS_PER_USER), which counts running jobs too"
 	fi
@@ -256,7 +264,8 @@ export_compose_env() {
 		FERRY_HOME_ROOT=$HOME_ROOT FERRY_DATA_DIR=$DATA_DIR FERRY_SCRATCH_DIR=$SCRATCH_DIR \
 		FERRY_MOUNT_DIR=$MOUNT_DIR FERRY_STATE_DIR=$STATE_DIR FERRY_BIND_ADDR=$BIND_ADDR \
 		FERRY_JUPYTER_PORT=$JUPYTER_PORT FERRY_REDIS_PORT=$REDIS_PORT FERRY_JUPYTER_USER=$JUPYTER_USER \
-		FERRY_DASHBOARD_PORT=$DASHBOARD_PORT FERRY_ACCOUNTING=$ACCOUNTING FERRY_STUDENT_QOS="$(student_qos)"
+		FERRY_DASHBOARD_PORT=$DASHBOARD_PORT FERRY_ACCOUNTING=$ACCOUNTING FERRY_STUDENT_QOS="$(student_qos)" \
+		FERRY_WHEELHOUSE=${WHEELHOUSE_DIR:-$DATA_DIR/wheelhouse}
 }
 
 # put FILE CONTENT-FILE: replace FILE's content in place when it differs
@@ -396,6 +405,18 @@ dashboard:
   url: $(dashboard_url)
   admins: [${DASHBOARD_ADMINS//,/, }]
 EOF
+	render_environments
+}
+
+# render_environments: what the workers' agents build environments from
+# (requirements.txt, apt:): the Debian mirror (when http), the pip index
+# and the wheelhouse (bound at /var/lib/ferry/wheelhouse), when set.
+render_environments() {
+	[[ $ENVIRONMENTS == 1 ]] || return 0
+	printf 'environments:\n  enabled: true\n  state_dir: /var/lib/ferry/env\n'
+	[[ $DEBIAN_MIRROR != http* ]] || printf '  debian_mirror: %s\n' "$DEBIAN_MIRROR"
+	[[ -z $PIP_INDEX_URL ]] || printf '  pip_index_url: %s\n' "$PIP_INDEX_URL"
+	[[ -z $WHEELHOUSE_DIR ]] || printf '  pip_find_links: /var/lib/ferry/wheelhouse\n'
 }
 
 # dashboard_url is DASHBOARD_URL, or this host's name and DASHBOARD_PORT.
@@ -475,7 +496,7 @@ prepare_state() {
 prepare_host() {
 	local d n
 	for d in "$DATA_DIR" "$DATA_DIR/redis" "$DATA_DIR/head/slurmctld" "$DATA_DIR/head/log" "$DATA_DIR/head/ferry-log" \
-		"$DATA_DIR/head/mariadb"; do
+		"$DATA_DIR/head/mariadb" "$DATA_DIR/env" "$DATA_DIR/wheelhouse"; do
 		[[ -d $d ]] || {
 			install -d -m 0755 "$d"
 			changed "created $d"

@@ -87,6 +87,18 @@ FAIRSHARE_HALF_LIFE_HOURS=4
 MAX_RUNNING_PER_USER=
 MAX_JOBS_PER_USER=1000
 
+# --- environments (requirements.txt, apt:) ---------------------------------
+# 1: a job whose project has a requirements.txt or apt: packages runs in an
+# image the worker builds once per content hash, FROM the job's image, with
+# apt from DEBIAN_MIRROR and pip from the index or wheelhouse below (wheels
+# only). 0: such jobs are refused.
+ENVIRONMENTS=1
+# A PEP 503 index pip may install from (http(s), no credentials). Empty: none.
+PIP_INDEX_URL=
+# A host dir of wheels (pip --find-links), bound read-only into every
+# worker. Empty: none.
+WHEELHOUSE_DIR=
+
 # --- images ---------------------------------------------------------------
 # Images are named PREFIX/debian:bookworm (the base, bootstrapped from
 # Debian packages with debootstrap when missing), PREFIX/node:TAG,

@@ -92,3 +92,38 @@ func sacctKnows(t *testing.T, ids []job.ID) {
 		assert.Equal(t, "COMPLETED "+alice, got[s], "sacct on job %s\n%s", s, r.Out)
 	}
 }
+
+// testEnvironment: a worker builds a job's environment (apt: jq, from the
+// Debian mirror) once; the next job with the same one starts in it at
+// once, whichever worker runs it (the workers of a host share the lock and
+// the host's images).
+func testEnvironment(t *testing.T) {
+	p := project(t, alice, aliceUID, "withjq", map[string]string{"job.yaml": "command: [jq, --version]\napt: [jq]\n"})
+	var logs []string
+	var key string
+	for i := 0; i < 2; i++ {
+		id := submit(t, alice, p)
+		waitState(t, alice, id, 5*time.Minute, job.Succeeded)
+		r := asUser(t, alice, time.Minute, "ferry logs "+string(id))
+		require.Equal(t, 0, r.Code, r.String())
+		logs = append(logs, r.Out)
+		res := readResult(t, alice, id)
+		require.NotEmpty(t, res.Environment, "result.json names the environment")
+		if key == "" {
+			key = res.Environment
+		}
+		assert.Equal(t, key, res.Environment)
+	}
+	assert.Contains(t, logs[0], "building environment ")
+	assert.Contains(t, logs[0], "jq-1.6")
+	assert.NotContains(t, logs[1], "building environment ", "built once")
+	assert.Contains(t, logs[1], "jq-1.6")
+	r := run(t, time.Minute, "docker", "exec", "-e", workerDocker, container("w1"), "ferryd", "env", "ls")
+	require.Equal(t, 0, r.Code, r.String())
+	assert.Contains(t, r.Out, key[:12], "ferryd env ls on a worker")
+	r = run(t, time.Minute, "docker", "exec", "-e", workerDocker, container("w1"), "ferryd", "env", "rm", key)
+	assert.Equal(t, 0, r.Code, r.String())
+}
+
+// workerDocker is how root in a worker reaches the host's Docker Engine.
+const workerDocker = "DOCKER_HOST=unix:///run/ferry-docker/docker.sock"

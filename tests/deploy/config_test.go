@@ -79,6 +79,11 @@ func TestBadConfig(t *testing.T) {
 			want:  "MAX_RUNNING_PER_USER: 50 is more than MAX_JOBS_PER_USER (20), which counts running jobs too",
 		},
 		{
+			name:  "a pip index with credentials",
+			extra: []string{"PIP_INDEX_URL=https://user:secret@pypi.example/simple"},
+			want:  "PIP_INDEX_URL: 'https://user:secret@pypi.example/simple' is not an http(s) URL without credentials (it is recorded in the images)",
+		},
+		{
 			name:  "jupyter user not listed",
 			extra: []string{"JUPYTER_USER=mallory"},
 			want:  "JUPYTER_USER: 'mallory' is not in the users list",

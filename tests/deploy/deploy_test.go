@@ -158,6 +158,7 @@ func TestCluster(t *testing.T) {
 		require.NotEmpty(t, ids, "the jobs subtest submitted nothing")
 		testAccounting(t, ids)
 	})
+	t.Run("an environment built once on the workers", func(t *testing.T) { testEnvironment(t) })
 	t.Run("worker killed mid-job", func(t *testing.T) { testWorkerKilled(t, cfg) })
 	t.Run("head restarted mid-run", func(t *testing.T) { testHeadRestart(t, ids) })
 	t.Run("update mid-queue", func(t *testing.T) { testUpdate(t, cfg) })
