@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/ferry-hpc/ferry/pkg/env"
 )
 
 // Well-known paths and values.
@@ -100,6 +102,15 @@ type Environments struct {
 	FailureTTL   Duration `yaml:"failure_ttl"`
 	MaxAge       Duration `yaml:"max_age"`  // evict environments unused this long; 0 = never
 	MaxSize      Size     `yaml:"max_size"` // evict the least recently used beyond this; 0 = no cap
+}
+
+// Options are the environment builder's options from this section.
+func (e Environments) Options() env.Options {
+	return env.Options{
+		StateDir:   e.StateDir,
+		FailureTTL: e.FailureTTL.Duration(),
+		Sources:    env.Sources{DebianMirror: e.DebianMirror, PipIndexURL: e.PipIndexURL, PipFindLinks: e.PipFindLinks},
+	}
 }
 
 // OIDC is the dashboard's single sign-on through an OpenID provider.

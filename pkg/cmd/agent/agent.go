@@ -190,11 +190,7 @@ func environments(cfg *config.Config, log *slog.Logger) (*env.Builder, func(), e
 	if err != nil {
 		return nil, nil, fmt.Errorf("environments: %w", err)
 	}
-	b, err := env.New(eng, env.Options{
-		StateDir:   ec.StateDir,
-		FailureTTL: ec.FailureTTL.Duration(),
-		Sources:    env.Sources{DebianMirror: ec.DebianMirror, PipIndexURL: ec.PipIndexURL, PipFindLinks: ec.PipFindLinks},
-	})
+	b, err := env.New(eng, ec.Options())
 	if err != nil {
 		eng.Close()
 		return nil, nil, fmt.Errorf("environments: %w", err)

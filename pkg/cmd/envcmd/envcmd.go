@@ -140,11 +140,7 @@ func dockerBuilder(cfg *config.Config) (Builder, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	b, err := env.New(eng, env.Options{
-		StateDir:   ec.StateDir,
-		FailureTTL: ec.FailureTTL.Duration(),
-		Sources:    env.Sources{DebianMirror: ec.DebianMirror, PipIndexURL: ec.PipIndexURL, PipFindLinks: ec.PipFindLinks},
-	})
+	b, err := env.New(eng, ec.Options())
 	if err != nil {
 		eng.Close()
 		return nil, nil, err
