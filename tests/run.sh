@@ -64,9 +64,10 @@ for a in "${args[@]}"; do
 	esac
 done
 # The containerized cluster's test (tests/deploy: build_cluster.sh from no
-# images, faults) runs on its own, after the rest: see below.
+# images, faults) and the deadline-peak benchmark (tests/peak) run on their
+# own, after the rest: see below.
 if ((have_pkg == 0)); then
-	mapfile -t pkgs < <(go list ./... | grep -v '/tests/deploy$')
+	mapfile -t pkgs < <(go list ./... | grep -v -e '/tests/deploy$' -e '/tests/peak$')
 	args+=("${pkgs[@]}")
 fi
 
@@ -97,6 +98,15 @@ if ((have_pkg == 0)); then
 	log "BENCH pack: FERRY_BENCH=1 go test -run TestPackVsTarGz ./pkg/bundle/"
 	set +e
 	FERRY_BENCH=1 FERRY_BENCH_MB=${FERRY_BENCH_MB:-1024} go test -count=1 -v -timeout 30m -run TestPackVsTarGz ./pkg/bundle/ 2>&1 | tee -a "$TEST_LOG"
+	brc=${PIPESTATUS[0]}
+	set -e
+	((brc == 0)) || ((rc != 0)) || rc=$brc
+	# The deadline-peak benchmark (tests/peak): a private 12-worker Slurm
+	# beside the harness, the same peak under FIFO and under the fair
+	# configuration, side by side. About 10 minutes.
+	log "BENCH deadline peak: FERRY_BENCH_PEAK=1 go test -run TestDeadlinePeak ./tests/peak/"
+	set +e
+	FERRY_BENCH_PEAK=1 go test -count=1 -v -timeout 40m -run TestDeadlinePeak ./tests/peak/ 2>&1 | tee -a "$TEST_LOG"
 	brc=${PIPESTATUS[0]}
 	set -e
 	((brc == 0)) || ((rc != 0)) || rc=$brc
