@@ -145,8 +145,14 @@ func submit(t testing.TB, user, project string, args ...string) job.ID {
 	for i, a := range args {
 		q[i] = shellQuote(a)
 	}
-	at := splitAt(args)
-	r := asUser(t, user, time.Minute, "ferry submit -o json "+strings.Join(q[:at], " ")+" "+project+" -- "+strings.Join(q[at+1:], " "))
+	cmd := "ferry submit -o json "
+	if at := splitAt(args); at < 0 {
+		// No command: the project's job.yaml names it.
+		cmd += strings.Join(q, " ") + " " + project
+	} else {
+		cmd += strings.Join(q[:at], " ") + " " + project + " -- " + strings.Join(q[at+1:], " ")
+	}
+	r := asUser(t, user, time.Minute, cmd)
 	require.Equal(t, 0, r.Code, r.String())
 	var s struct {
 		ID job.ID `json:"id"`
@@ -156,14 +162,15 @@ func submit(t testing.TB, user, project string, args ...string) job.ID {
 	return s.ID
 }
 
-// splitAt is the index of the "--" before the command in submit's args.
+// splitAt is the index of the "--" before the command in submit's args,
+// or -1 when there is none.
 func splitAt(args []string) int {
 	for i, a := range args {
 		if a == "--" {
 			return i
 		}
 	}
-	panic("submit: no -- before the command")
+	return -1
 }
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
