@@ -99,6 +99,7 @@ type Environments struct {
 	DebianMirror string   `yaml:"debian_mirror"`  // "" = the base image's
 	PipIndexURL  string   `yaml:"pip_index_url"`  // "" = none
 	PipFindLinks string   `yaml:"pip_find_links"` // a wheelhouse dir on the workers; "" = none
+	BuildNetwork string   `yaml:"build_network"`  // "" = confined to the sources by ferry's egress proxy
 	FailureTTL   Duration `yaml:"failure_ttl"`
 	MaxAge       Duration `yaml:"max_age"`  // evict environments unused this long; 0 = never
 	MaxSize      Size     `yaml:"max_size"` // evict the least recently used beyond this; 0 = no cap
@@ -107,9 +108,10 @@ type Environments struct {
 // Options are the environment builder's options from this section.
 func (e Environments) Options() env.Options {
 	return env.Options{
-		StateDir:   e.StateDir,
-		FailureTTL: e.FailureTTL.Duration(),
-		Sources:    env.Sources{DebianMirror: e.DebianMirror, PipIndexURL: e.PipIndexURL, PipFindLinks: e.PipFindLinks},
+		StateDir:     e.StateDir,
+		FailureTTL:   e.FailureTTL.Duration(),
+		Sources:      env.Sources{DebianMirror: e.DebianMirror, PipIndexURL: e.PipIndexURL, PipFindLinks: e.PipFindLinks},
+		BuildNetwork: e.BuildNetwork,
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -16,7 +17,6 @@ const (
 	DefaultStateDir     = "/var/lib/ferry/env"
 	DefaultFailureTTL   = 5 * time.Minute
 	DefaultBuildTimeout = 30 * time.Minute
-	DefaultBuildNetwork = "default" // Docker's bridge
 	// tailLines is how many of the build's last lines a failure carries.
 	tailLines = 20
 )
@@ -34,10 +34,12 @@ type Options struct {
 	FailureTTL time.Duration
 	// BuildTimeout bounds one build (default DefaultBuildTimeout).
 	BuildTimeout time.Duration
-	// BuildNetwork is the Docker network the build's RUN steps use
-	// (default DefaultBuildNetwork). Point it at a network that reaches
-	// only the package sources to enforce that at the network level; the
-	// generated build itself only names the configured sources.
+	// BuildNetwork is the Docker network the build's RUN steps use. ""
+	// (the default) confines the build: it runs on a network of its own
+	// with no route out but an egress proxy (the engine's Gate) that
+	// forwards only to the configured sources, or with no network at all
+	// when it needs none (a wheelhouse). A network's name ("bridge", or
+	// one the admin firewalled) hands that job to the admin.
 	BuildNetwork string
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
@@ -79,14 +81,14 @@ func New(engine Engine, opts Options) (*Builder, error) {
 	if opts.BuildTimeout <= 0 {
 		opts.BuildTimeout = DefaultBuildTimeout
 	}
-	if opts.BuildNetwork == "" {
-		opts.BuildNetwork = DefaultBuildNetwork
-	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
 	if err := opts.Sources.Validate(); err != nil {
 		return nil, fmt.Errorf("environment sources: %w", err)
+	}
+	if n := opts.BuildNetwork; n != "" && (n == "host" || !networkNameRE.MatchString(n)) {
+		return nil, fmt.Errorf("build network %q: want a Docker network's name, not host (or nothing: confined to the sources)", n)
 	}
 	b := &Builder{engine: engine, opts: opts, state: stateDir(opts.StateDir), flights: map[string]*flight{}}
 	if err := b.state.init(); err != nil {
@@ -94,6 +96,9 @@ func New(engine Engine, opts Options) (*Builder, error) {
 	}
 	return b, nil
 }
+
+// networkNameRE is a Docker network's name.
+var networkNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
 
 // BuildError is a failed environment build. Ensure returns the same error,
 // with Cached set, for the same key until RetryAfter.
@@ -288,9 +293,29 @@ func (b *Builder) buildOnce(ctx context.Context, p plan, log io.Writer) (ImageRe
 var errBuildDone = errors.New("build finished")
 
 // build streams p's context into the engine.
-func (b *Builder) build(ctx context.Context, p plan, out io.Writer) (string, error) {
+func (b *Builder) build(ctx context.Context, p plan, out io.Writer) (_ string, err error) {
 	if _, err := p.dockerfile(); err != nil {
 		return "", err
+	}
+	opts := BuildOptions{Tag: ImageName(p.key), Network: b.opts.BuildNetwork}
+	if opts.Network == "" {
+		eg, oerr := b.openEgress(ctx, p, out)
+		if oerr != nil {
+			return "", oerr
+		}
+		if eg == nil {
+			opts.Network = "none"
+		} else {
+			opts.Network, opts.Proxy = eg.Network, eg.Proxy
+			defer func() {
+				// The egress goes whatever happens; what it refused
+				// explains a failed build.
+				if denied := eg.Close(ctx); len(denied) > 0 && errors.Is(err, ErrBuildFailed) {
+					fmt.Fprintf(out, "ferry's egress proxy refused: %s\n", strings.Join(denied, ", "))
+					err = fmt.Errorf("%w (the build tried to reach %s, not among this cluster's package sources)", err, strings.Join(denied, ", "))
+				}
+			}()
+		}
 	}
 	pr, pw := io.Pipe()
 	wrote := make(chan error, 1)
@@ -299,7 +324,7 @@ func (b *Builder) build(ctx context.Context, p plan, out io.Writer) (string, err
 		pw.CloseWithError(err)
 		wrote <- err
 	}()
-	id, err := b.engine.ImageBuild(ctx, pr, BuildOptions{Tag: ImageName(p.key), Network: b.opts.BuildNetwork}, out)
+	id, err := b.engine.ImageBuild(ctx, pr, opts, out)
 	pr.CloseWithError(errBuildDone) // unblocks the writer if the engine stopped reading
 	if werr := <-wrote; werr != nil && !errors.Is(werr, errBuildDone) {
 		if err == nil {
@@ -313,6 +338,25 @@ func (b *Builder) build(ctx context.Context, p plan, out io.Writer) (string, err
 		return "", err
 	}
 	return id, nil
+}
+
+// openEgress opens p's confined way out: nil when the build needs no
+// network at all.
+func (b *Builder) openEgress(ctx context.Context, p plan, out io.Writer) (*Egress, error) {
+	allow, err := p.egressHosts()
+	if err != nil || len(allow) == 0 {
+		return nil, err
+	}
+	gate, ok := b.engine.(Gate)
+	if !ok {
+		return nil, errors.New("this engine cannot confine builds to the package sources: set environments.build_network to a network of your own")
+	}
+	eg, err := gate.OpenEgress(ctx, p.base.ID, p.key, allow)
+	if err != nil {
+		return nil, fmt.Errorf("open the build's way out to %s: %w", strings.Join(allow, ", "), err)
+	}
+	fmt.Fprintf(out, "build network: %s only, through ferry's egress proxy\n", strings.Join(allow, ", "))
+	return eg, nil
 }
 
 // lookup finds key's image; ok is false when there is none.

@@ -23,10 +23,17 @@ func newTestBuilder(t *testing.T, eng *fakeEngine, opts Options) *Builder {
 	if opts.StateDir == "" {
 		opts.StateDir = t.TempDir()
 	}
+	if opts.Sources.DebianMirror == "" && opts.BuildNetwork == "" {
+		// Confined builds (the default) take Debian packages from the
+		// admin's mirror only.
+		opts.Sources.DebianMirror = testMirror
+	}
 	b, err := New(eng, opts)
 	require.NoError(t, err)
 	return b
 }
+
+const testMirror = "http://deb.debian.org/debian"
 
 func addBase(eng *fakeEngine) string {
 	return eng.addImage(baseName, Image{Size: 500, Labels: map[string]string{"ferry.sandbox": "1"}})
@@ -62,7 +69,8 @@ func TestEnsureBuildsOnceThenFindsTheImage(t *testing.T) {
 
 	lines := strings.Split(strings.TrimSpace(log.String()), "\n")
 	assert.Equal(t, "building environment "+short+" (pip: 1 package, apt: 1 package)", lines[0])
-	assert.Equal(t, "Step 1/1 : FROM base", lines[1], "the builder's job sees the build's output")
+	assert.Equal(t, "build network: deb.debian.org:80 only, through ferry's egress proxy", lines[1])
+	assert.Equal(t, "Step 1/1 : FROM base", lines[2], "the builder's job sees the build's output")
 	assert.True(t, strings.HasPrefix(lines[len(lines)-1], "built environment "+short+" in "), lines[len(lines)-1])
 	buildLog, err := os.ReadFile(filepath.Join(b.opts.StateDir, "logs", key+".log"))
 	require.NoError(t, err)
@@ -70,7 +78,11 @@ func TestEnsureBuildsOnceThenFindsTheImage(t *testing.T) {
 
 	require.Equal(t, 1, eng.buildCount())
 	bld := eng.lastBuild()
-	assert.Equal(t, BuildOptions{Tag: "ferry/env:" + key, Network: "default"}, bld.Opts)
+	assert.Equal(t, BuildOptions{Tag: "ferry/env:" + key, Network: fakeEgressNetwork, Proxy: fakeEgressProxy}, bld.Opts,
+		"the build joins its own network, whose way out is the proxy")
+	assert.Equal(t, []fakeEgress{{Image: base, Key: key, Allow: []string{"deb.debian.org:80"}}}, eng.egresses,
+		"the proxy runs from the base and lets through the mirror only: the wheelhouse needs no network")
+	assert.Equal(t, 1, eng.closed, "and goes when the build is done")
 	assert.Equal(t, map[string]string{
 		LabelKey: key, LabelBase: base, LabelVersion: "ferry-env-v1",
 		LabelSpec: `{"pip":["ferrydemo==1.0"],"apt":["jq"]}`,
@@ -113,7 +125,8 @@ func TestEnsureAptOnlyAndBaseUser(t *testing.T) {
 	ctx := context.Background()
 	eng := newFakeEngine()
 	base := eng.addImage("lab/image:1", Image{User: "1000:1000"})
-	b := newTestBuilder(t, eng, Options{Sources: Sources{PipIndexURL: "https://pypi.example/simple", PipFindLinks: wheelhouse(t)}})
+	// On the admin's own build network the base's apt sources may serve.
+	b := newTestBuilder(t, eng, Options{BuildNetwork: "bridge", Sources: Sources{PipIndexURL: "https://pypi.example/simple", PipFindLinks: wheelhouse(t)}})
 	ref, err := b.Ensure(ctx, Spec{Apt: []string{"jq"}}, "lab/image:1", nil)
 	require.NoError(t, err)
 	bld := eng.lastBuild()
@@ -421,4 +434,116 @@ func TestEnsureNormalisesAHandMadeSpec(t *testing.T) {
 	assert.Equal(t, ref1, ref2)
 	assert.Equal(t, 1, eng.buildCount())
 	assert.Equal(t, "numpy>=1.26\nscipy\n", eng.lastBuild().Files["ferry-env/pip/requirements.txt"])
+}
+
+// engineOnly hides the fake's Gate: an engine that cannot confine builds.
+type engineOnly struct{ Engine }
+
+func TestConfinedBuilds(t *testing.T) {
+	ctx := context.Background()
+	pipSpec := Spec{Pip: []string{"ferrydemo==1.0"}}
+
+	t.Run("a wheelhouse needs no network at all", func(t *testing.T) {
+		eng := newFakeEngine()
+		addBase(eng)
+		b := newTestBuilder(t, eng, Options{Sources: Sources{PipFindLinks: wheelhouse(t)}})
+		b.opts.Sources.DebianMirror = "" // no mirror: pip needs the base's pip
+		_, err := b.Ensure(ctx, pipSpec, baseName, nil)
+		require.NoError(t, err)
+		assert.Equal(t, "none", eng.lastBuild().Opts.Network)
+		assert.Empty(t, eng.lastBuild().Opts.Proxy)
+		assert.Empty(t, eng.egresses, "no proxy for a build that reaches nothing")
+	})
+
+	t.Run("the mirror and an https index, each once, with their ports", func(t *testing.T) {
+		eng := newFakeEngine()
+		addBase(eng)
+		b := newTestBuilder(t, eng, Options{Sources: Sources{DebianMirror: "http://Mirror.Example:8080/debian", PipIndexURL: "https://pypi.example/simple"}})
+		_, err := b.Ensure(ctx, Spec{Pip: pipSpec.Pip, Apt: []string{"jq"}}, baseName, nil)
+		require.NoError(t, err)
+		require.Len(t, eng.egresses, 1)
+		assert.Equal(t, []string{"mirror.example:8080", "pypi.example:443"}, eng.egresses[0].Allow)
+		assert.Equal(t, 1, eng.closed)
+	})
+
+	t.Run("apt only: the index is not opened", func(t *testing.T) {
+		eng := newFakeEngine()
+		addBase(eng)
+		b := newTestBuilder(t, eng, Options{Sources: Sources{PipIndexURL: "https://pypi.example/simple"}})
+		_, err := b.Ensure(ctx, Spec{Apt: []string{"jq"}}, baseName, nil)
+		require.NoError(t, err)
+		require.Len(t, eng.egresses, 1)
+		assert.Equal(t, []string{"deb.debian.org:80"}, eng.egresses[0].Allow)
+	})
+
+	t.Run("Debian packages without a mirror are refused before any build", func(t *testing.T) {
+		eng := newFakeEngine()
+		addBase(eng)
+		b := newTestBuilder(t, eng, Options{})
+		b.opts.Sources.DebianMirror = ""
+		_, err := b.Ensure(ctx, Spec{Apt: []string{"jq"}}, baseName, nil)
+		assert.ErrorContains(t, err, "Debian packages need environments.debian_mirror")
+		assert.Zero(t, eng.buildCount())
+		assert.Empty(t, eng.egresses)
+	})
+
+	t.Run("what the proxy refused explains a failed build", func(t *testing.T) {
+		eng := newFakeEngine()
+		addBase(eng)
+		eng.denied = []string{"evil.example:443"}
+		eng.buildFn = func(context.Context, fakeBuild, io.Writer) error {
+			return fmt.Errorf("%w: The command '/bin/sh -c …' returned a non-zero code: 100", ErrBuildFailed)
+		}
+		b := newTestBuilder(t, eng, Options{})
+		var log strings.Builder
+		_, err := b.Ensure(ctx, Spec{Apt: []string{"jq"}}, baseName, &log)
+		var be *BuildError
+		require.ErrorAs(t, err, &be)
+		assert.Contains(t, be.Reason, "returned a non-zero code: 100 (the build tried to reach evil.example:443, not among this cluster's package sources)")
+		assert.Contains(t, log.String(), "ferry's egress proxy refused: evil.example:443\n")
+		assert.Equal(t, 1, eng.closed, "the proxy goes after a failure too")
+	})
+
+	t.Run("the proxy not starting is not a cached build failure", func(t *testing.T) {
+		eng := newFakeEngine()
+		addBase(eng)
+		eng.egressErr = errors.New("exec /ferry-egress: no such file")
+		b := newTestBuilder(t, eng, Options{})
+		_, err := b.Ensure(ctx, Spec{Apt: []string{"jq"}}, baseName, nil)
+		assert.ErrorContains(t, err, "open the build's way out to deb.debian.org:80: exec /ferry-egress: no such file")
+		var be *BuildError
+		assert.False(t, errors.As(err, &be))
+		assert.Zero(t, eng.buildCount())
+	})
+
+	t.Run("an engine without a gate must be given a network", func(t *testing.T) {
+		eng := newFakeEngine()
+		addBase(eng)
+		b, err := New(engineOnly{eng}, Options{StateDir: t.TempDir(), Sources: Sources{DebianMirror: testMirror}})
+		require.NoError(t, err)
+		_, err = b.Ensure(ctx, Spec{Apt: []string{"jq"}}, baseName, nil)
+		assert.ErrorContains(t, err, "cannot confine builds to the package sources: set environments.build_network")
+		assert.Zero(t, eng.buildCount())
+	})
+
+	t.Run("the admin's network is used as it is", func(t *testing.T) {
+		eng := newFakeEngine()
+		addBase(eng)
+		b := newTestBuilder(t, eng, Options{BuildNetwork: "course-build"})
+		_, err := b.Ensure(ctx, Spec{Apt: []string{"jq"}}, baseName, nil)
+		require.NoError(t, err)
+		assert.Equal(t, BuildOptions{Tag: eng.lastBuild().Opts.Tag, Network: "course-build"}, eng.lastBuild().Opts)
+		assert.Empty(t, eng.egresses)
+	})
+}
+
+func TestNewRefusesABadBuildNetwork(t *testing.T) {
+	for _, n := range []string{"host", "a b", "-x", "net;rm"} {
+		_, err := New(newFakeEngine(), Options{StateDir: t.TempDir(), BuildNetwork: n})
+		assert.ErrorContains(t, err, fmt.Sprintf("build network %q: want a Docker network's name, not host", n))
+	}
+	for _, n := range []string{"", "bridge", "none", "course_build.net-1"} {
+		_, err := New(newFakeEngine(), Options{StateDir: t.TempDir(), BuildNetwork: n})
+		assert.NoError(t, err, n)
+	}
 }

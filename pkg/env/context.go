@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
+	"net/url"
 	"os"
 	"regexp"
 	"slices"
@@ -158,6 +160,36 @@ type plan struct {
 }
 
 func (p plan) needPip() bool { return len(p.spec.Pip) > 0 }
+
+// egressHosts are the host:port pairs p's build may reach: the Debian
+// mirror when it runs apt (its packages, or python3-pip for pip), the pip
+// index when it has requirements. Debian packages with no mirror
+// configured are refused: the base image's own apt sources are not the
+// admin's.
+func (p plan) egressHosts() ([]string, error) {
+	var hosts []string
+	add := func(raw string) {
+		if u, err := url.Parse(raw); err == nil {
+			port := u.Port()
+			if port == "" {
+				port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+			}
+			if hp := net.JoinHostPort(strings.ToLower(u.Hostname()), port); !slices.Contains(hosts, hp) {
+				hosts = append(hosts, hp)
+			}
+		}
+	}
+	switch {
+	case p.sources.DebianMirror != "" && (len(p.spec.Apt) > 0 || p.needPip()):
+		add(p.sources.DebianMirror)
+	case len(p.spec.Apt) > 0:
+		return nil, errors.New("Debian packages need environments.debian_mirror: a confined build reaches only the configured package sources")
+	}
+	if p.needPip() && p.sources.PipIndexURL != "" {
+		add(p.sources.PipIndexURL)
+	}
+	return hosts, nil
+}
 
 func (p plan) labels() map[string]string {
 	var spec strings.Builder

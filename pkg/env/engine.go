@@ -39,6 +39,32 @@ type Image struct {
 type BuildOptions struct {
 	Tag     string // the image's name
 	Network string // Docker network for the build's RUN steps
+	// Proxy is the egress proxy's URL the build's steps use (as
+	// http_proxy and https_proxy); "" = none.
+	Proxy string
+}
+
+// LabelEgress marks an egress proxy's container and network (value: the
+// environment's key).
+const LabelEgress = "ferry.env.egress"
+
+// Gate is what an Engine implements to confine builds to the package
+// sources: the Builder uses it when Options.BuildNetwork is "".
+type Gate interface {
+	// OpenEgress starts a proxy that forwards only to allow (host:port
+	// pairs), from image (the build's base, so nothing else is needed on
+	// the node), on a new internal network for the build of key: the
+	// network has no other way out.
+	OpenEgress(ctx context.Context, image, key string, allow []string) (*Egress, error)
+}
+
+// Egress is one build's way out.
+type Egress struct {
+	Network string // the build joins this network
+	Proxy   string // and reaches the sources through this URL
+	// Close stops and removes the proxy and the network and returns what
+	// the proxy refused ("host:port"), in the order first seen.
+	Close func(ctx context.Context) (denied []string)
 }
 
 // Engine is the seam in front of the Docker Engine API for images.

@@ -28,6 +28,39 @@ type fakeEngine struct {
 	inspErr error           // returned by every ImageInspect when set
 	now     func() time.Time
 	n       int
+
+	// The Gate: every egress opened, how many were closed, what the
+	// proxy "refused" (returned by Close), and an error for OpenEgress.
+	egresses  []fakeEgress
+	closed    int
+	denied    []string
+	egressErr error
+}
+
+type fakeEgress struct {
+	Image, Key string
+	Allow      []string
+}
+
+// The fake egress's network and proxy.
+const (
+	fakeEgressNetwork = "ferry-egress-test"
+	fakeEgressProxy   = "http://172.30.0.2:3128"
+)
+
+func (f *fakeEngine) OpenEgress(_ context.Context, image, key string, allow []string) (*Egress, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.egressErr != nil {
+		return nil, f.egressErr
+	}
+	f.egresses = append(f.egresses, fakeEgress{image, key, slices.Clone(allow)})
+	return &Egress{Network: fakeEgressNetwork, Proxy: fakeEgressProxy, Close: func(context.Context) []string {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.closed++
+		return f.denied
+	}}, nil
 }
 
 type fakeBuild struct {

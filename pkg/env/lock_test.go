@@ -51,7 +51,7 @@ func TestHelperProcess(t *testing.T) {
 		logf, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("log-%d", os.Getpid())), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		require.NoError(t, err)
 		defer logf.Close()
-		b, err := New(&fileEngine{dir: dir}, Options{StateDir: filepath.Join(dir, "state"), Sources: helperSources()})
+		b, err := New(&fileEngine{dir: dir}, Options{StateDir: filepath.Join(dir, "state"), Sources: helperSources(), BuildNetwork: "bridge"})
 		require.NoError(t, err)
 		ref, err := b.Ensure(context.Background(), helperSpec, baseName, logf)
 		require.NoError(t, err)
@@ -126,7 +126,7 @@ func TestEnsureWaitsForALockHeldByAnotherProcess(t *testing.T) {
 	dir := t.TempDir()
 	eng := newFakeEngine()
 	addBase(eng)
-	b := newTestBuilder(t, eng, Options{StateDir: filepath.Join(dir, "state"), Sources: helperSources()})
+	b := newTestBuilder(t, eng, Options{StateDir: filepath.Join(dir, "state"), Sources: helperSources(), BuildNetwork: "bridge"})
 	key, err := b.Key(ctx, helperSpec, baseName)
 	require.NoError(t, err)
 

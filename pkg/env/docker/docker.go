@@ -97,7 +97,17 @@ type buildMessage struct {
 }
 
 func (e *Engine) ImageBuild(ctx context.Context, buildContext io.Reader, opts env.BuildOptions, out io.Writer) (string, error) {
+	var args map[string]*string
+	if opts.Proxy != "" {
+		// Docker's predefined proxy arguments: the steps see them, the
+		// image's history and config do not.
+		args = map[string]*string{}
+		for _, k := range []string{"http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"} {
+			args[k] = &opts.Proxy
+		}
+	}
 	resp, err := e.cli.ImageBuild(ctx, buildContext, build.ImageBuildOptions{
+		BuildArgs:   args,
 		Tags:        []string{opts.Tag},
 		NetworkMode: opts.Network,
 		Dockerfile:  "Dockerfile",

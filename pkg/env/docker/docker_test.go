@@ -102,6 +102,8 @@ func TestRealEnvironment(t *testing.T) {
 	assert.Equal(t, env.ImageName(keys[0]), ref.Name)
 	assert.True(t, strings.HasPrefix(log1.String(), "building environment "+env.Short(keys[0])+" (pip: 1 package, apt: 1 package)\n"), log1.String())
 	assert.Contains(t, log1.String(), "Successfully installed ferrydemo-1.0 ferrydep-1.0")
+	assert.Contains(t, log1.String(), "build network: "+hostPort(t, mirror)+" only, through ferry's egress proxy\n",
+		"the build is confined to the mirror (the wheelhouse needs no network)")
 	img, err := eng.ImageInspect(ctx, ref.Name)
 	require.NoError(t, err)
 	assert.Equal(t, ref.ID, img.ID)
@@ -188,6 +190,7 @@ test ! -e /ferry-env && test ! -e /ferry-wheels && test -z "$(ls /var/lib/apt/li
 		assert.ErrorIs(t, err, env.ErrImageNotFound)
 	}
 
+	assertNoEgressLeft(t, eng)
 	fmt.Printf("BENCH env: first build (pip: 1 package + 1 dependency from a wheelhouse, apt: jq, from %s) %.1f s; cached Ensure %.1f ms; rebuild after a changed requirement (apt and wheelhouse layers from the build cache) %.1f s; failing build (apt: unknown package) %.1f s; whole test %.1f s\n",
 		e2eBase, firstBuild.Seconds(), float64(cached.Microseconds())/1000, rebuild.Seconds(), failedBuild.Seconds(), time.Since(testStart).Seconds())
 	t.Logf("first build's log:\n%s", log1.String())
