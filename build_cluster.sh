@@ -520,6 +520,7 @@ prepare_host() {
 		mount --make-rshared "$MOUNT_DIR/mnt"
 		changed "made $MOUNT_DIR/mnt a shared mount"
 	fi
+	guard_build_networks
 	# Homes on the shared /home, owned by each user, 0700.
 	for n in "${USER_NAMES[@]}"; do
 		d=$HOME_ROOT/$n
@@ -530,6 +531,19 @@ prepare_host() {
 			die "$d exists but belongs to uid $(stat -c %u "$d"), not $n (${USER_UIDS[$n]}): fix its owner or the users list"
 		fi
 	done
+}
+
+# guard_build_networks: environment builds run on Docker networks of their
+# own with no route out but ferry's egress proxy; Docker still lets them
+# reach this host's own addresses, so drop what comes in from those bridges
+# (their interfaces are named fegress*, see pkg/env/docker). The rule only
+# ever matches ferry's build networks; it stays when the cluster goes.
+guard_build_networks() {
+	[[ $ENVIRONMENTS == 1 ]] || return 0
+	iptables -w -C INPUT -i fegress+ -j DROP 2>/dev/null && return 0
+	command -v iptables >/dev/null || die "iptables is missing: environment builds need it to keep off this host's services (or set ENVIRONMENTS=0)"
+	iptables -w -I INPUT -i fegress+ -j DROP || die "could not add the host rule for environment builds (iptables -I INPUT -i fegress+ -j DROP)"
+	changed "host firewall: environment builds kept off this host's services (iptables INPUT -i fegress+ DROP)"
 }
 
 # ------------------------------------------------------------------ images

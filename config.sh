@@ -90,8 +90,10 @@ MAX_JOBS_PER_USER=1000
 # --- environments (requirements.txt, apt:) ---------------------------------
 # 1: a job whose project has a requirements.txt or apt: packages runs in an
 # image the worker builds once per content hash, FROM the job's image, with
-# apt from DEBIAN_MIRROR and pip from the index or wheelhouse below (wheels
-# only). 0: such jobs are refused.
+# apt from DEBIAN_MIRROR (an http(s) one: a file:// mirror cannot serve
+# builds) and pip from the index or wheelhouse below (wheels only). A build
+# reaches those sources and nothing else: it runs on a network of its own
+# whose only way out is ferry's egress proxy. 0: such jobs are refused.
 ENVIRONMENTS=1
 # A PEP 503 index pip may install from (http(s), no credentials). Empty: none.
 PIP_INDEX_URL=

@@ -481,13 +481,14 @@ dashboard:
   listen: 127.0.0.1:8790
   url: http://127.0.0.1:8790
   admins: [ferry-carol]
-# Environments (requirements.txt, apt:): the agents build them; pip
-# installs from the wheelhouse alone (the end-to-end test fills it), apt
-# from the base image's Debian mirror.
+# Environments (requirements.txt, apt:): the agents build them, confined
+# to their sources: pip installs from the wheelhouse alone (the end-to-end
+# test fills it), apt from the Debian mirror the base image came from.
 environments:
   enabled: true
   pip_find_links: /var/lib/ferry/wheelhouse
 EOF
+	printf '  debian_mirror: %s\n' "${FERRY_DEBIAN_MIRROR:-http://deb.debian.org/debian}" >>"$tmp"
 	chmod 0644 "$tmp"
 	install -d -m 0755 /var/lib/ferry/wheelhouse
 	if [[ -f $FERRY_CONFIG ]] && cmp -s "$tmp" "$FERRY_CONFIG"; then
@@ -618,6 +619,17 @@ smoke_job() {
 	log "smoke job $id completed on $node"
 }
 
+# guard_build_networks: the agents' environment builds run on Docker
+# networks with no route out but ferry's egress proxy; Docker still lets
+# them reach this host's own addresses (slurmctld, slurmd, sshd...), so drop
+# what comes in from those bridges, named fegress* (pkg/env/docker). The
+# rule matches nothing else, and stays.
+guard_build_networks() {
+	iptables -w -C INPUT -i fegress+ -j DROP 2>/dev/null && return 0
+	log "iptables -I INPUT -i fegress+ -j DROP (environment builds keep off this host)"
+	iptables -w -I INPUT -i fegress+ -j DROP || die "could not add the host rule for environment builds"
+}
+
 cmd_up() {
 	need_root
 	ensure_go_path
@@ -641,6 +653,7 @@ cmd_up() {
 	fi
 	build_ferry
 	write_ferry_config
+	guard_build_networks
 	start_agents
 	start_tracker
 	start_dashboard

@@ -115,6 +115,7 @@ func testEnvironment(t *testing.T) {
 		assert.Equal(t, key, res.Environment)
 	}
 	assert.Contains(t, logs[0], "building environment ")
+	assert.Contains(t, logs[0], " only, through ferry's egress proxy\n", "the worker's build is confined to the mirror")
 	assert.Contains(t, logs[0], "jq-1.6")
 	assert.NotContains(t, logs[1], "building environment ", "built once")
 	assert.Contains(t, logs[1], "jq-1.6")

@@ -90,6 +90,8 @@ func TestEnvironments(t *testing.T) {
 	assert.Contains(t, log1, "(pip: 1 package, apt: 1 package)")
 	assert.Contains(t, log1, "ferrydemo "+v+" uses ferrydep 1.0 and six ")
 	assert.Contains(t, log1, "network: none (")
+	assert.Regexp(t, `build network: [a-z0-9.-]+:80 only, through ferry's egress proxy\n`, log1,
+		"the build reaches the Debian mirror through ferry's proxy, and nothing else (the wheelhouse needs no network)")
 	require.NotEmpty(t, r1.Environment, "result.json names the environment")
 	id, err := exec.Command("docker", "image", "inspect", "-f", "{{.Id}}", "ferry/env:"+r1.Environment).Output()
 	require.NoError(t, err, "the environment's image ferry/env:%s", r1.Environment)
