@@ -410,3 +410,34 @@ func TestLoginLimitPerAddress(t *testing.T) {
 	}
 	assert.Equal(t, []int{401, 401, 401, 401, 401, 401, 429}, codes)
 }
+
+// A job that ran in an environment says, in its reproduce box, what it
+// asked for and the environment and image it ran in.
+func TestReproduceNamesTheEnvironment(t *testing.T) {
+	e := newEnv(t)
+	id := job.ID("01jdeeeeeeeeeeeeeeeeeeeeee")
+	dir := e.jobDir("alice", id, "done\n")
+	spec := map[string]any{"id": id, "project": "sci", "command": []string{"python3", "main.py"}, "image": "ferry/sandbox:latest",
+		"source": "/home/alice/sci", "bundle": map[string]any{"hash": "ab12"},
+		"environment": map[string]any{"pip": []string{"pandas", "scipy>=1.10"}, "apt": []string{"python3-six", "jq"}}}
+	key := strings.Repeat("3f2a", 16)
+	res := map[string]any{"image": "ferry/env:" + key, "image_digest": "sha256:" + strings.Repeat("9", 64), "environment": key}
+	for name, v := range map[string]any{job.SpecFile: spec, job.ResultFile: res} {
+		b, err := json.Marshal(v)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), b, 0o600))
+	}
+	e.put(store.Job{ID: id, User: "alice", Project: "sci", SlurmID: "300", ArrayIndex: -1, State: job.Succeeded,
+		Dir: dir, Started: time.Now().Add(-time.Minute), Ended: time.Now(), ExitCode: exit(0)})
+
+	_, body := e.get(e.client("alice"), "/jobs/"+string(id))
+	assert.Contains(t, body, "<th>environment</th><td>pip: 2 packages, apt: 2 packages · <span class=\"mono\">"+key+"</span>")
+	assert.Contains(t, body, "<th>requirements.txt</th><td><pre class=\"mono\">pandas\nscipy&gt;=1.10\n</pre>")
+	assert.Contains(t, body, "<th>apt</th><td class=\"mono\">python3-six jq</td>")
+	assert.Contains(t, body, "sha256:"+strings.Repeat("9", 64))
+
+	// A job with no environment has no such rows.
+	e.seed()
+	_, body = e.get(e.client("alice"), "/jobs/"+string(jobA))
+	assert.NotContains(t, body, "<th>environment</th>")
+}

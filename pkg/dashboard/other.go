@@ -55,6 +55,16 @@ type reproduceView struct {
 	BundleHash  string
 	Image       string
 	ImageDigest string
+	Env         *envView // nil: the job asked for no environment
+}
+
+// envView is a job's environment as the reproduce box shows it: what it
+// asked for (requirements.txt, apt:) and the key it ran in.
+type envView struct {
+	Summary string   // "pip: 2 packages, apt: 1 package"
+	Key     string   // "" until a result names it
+	Pip     []string // canonical requirement lines
+	Apt     []string
 }
 
 // maxSpecRead bounds a spec.json or result.json read.
@@ -77,15 +87,22 @@ func (s *Server) reproduce(j *store.Job) *reproduceView {
 		return nil
 	}
 	v := &reproduceView{Source: spec.Source, BundleHash: spec.Bundle.Hash, Image: spec.Image}
+	if e := spec.Environment; e != nil && (len(e.Pip) > 0 || len(e.Apt) > 0) {
+		v.Env = &envView{Summary: e.Summary(), Pip: e.Pip, Apt: e.Apt}
+	}
 	var res struct {
 		Image       string `json:"image"`
 		ImageDigest string `json:"image_digest"`
+		Environment string `json:"environment"`
 	}
 	if readJobJSON(j, job.ResultFile, &res) {
 		if res.Image != "" {
 			v.Image = res.Image
 		}
 		v.ImageDigest = res.ImageDigest
+		if v.Env != nil {
+			v.Env.Key = res.Environment
+		}
 	}
 	var b strings.Builder
 	if spec.Source != "" {
