@@ -183,7 +183,7 @@ func (p plan) egressHosts() ([]string, error) {
 	case p.sources.DebianMirror != "" && (len(p.spec.Apt) > 0 || p.needPip()):
 		add(p.sources.DebianMirror)
 	case len(p.spec.Apt) > 0:
-		return nil, errors.New("Debian packages need environments.debian_mirror: a confined build reaches only the configured package sources")
+		return nil, errors.New("Debian packages need environments.debian_mirror, which this cluster does not set (ask its admin): a confined build reaches only the configured package sources")
 	}
 	if p.needPip() && p.sources.PipIndexURL != "" {
 		add(p.sources.PipIndexURL)

@@ -19,7 +19,6 @@
 package egress
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -218,7 +217,7 @@ func (p *Proxy) tunnel(w http.ResponseWriter, r *http.Request) {
 	go func() {
 		// What the client sent after its CONNECT, still in the server's
 		// buffer, goes first.
-		_, _ = io.Copy(up, io.MultiReader(bufferedPart(buf.Reader), conn))
+		_, _ = io.Copy(up, io.MultiReader(io.LimitReader(buf.Reader, int64(buf.Reader.Buffered())), conn))
 		if tc, ok := up.(*net.TCPConn); ok {
 			_ = tc.CloseWrite()
 		}
@@ -226,16 +225,6 @@ func (p *Proxy) tunnel(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.Copy(conn, up)
 	conn.Close()
 	up.Close()
-}
-
-// bufferedPart is what br has buffered, without reading further.
-func bufferedPart(br *bufio.Reader) io.Reader {
-	n := br.Buffered()
-	if n == 0 {
-		return strings.NewReader("")
-	}
-	b, _ := br.Peek(n)
-	return strings.NewReader(string(b))
 }
 
 func (p *Proxy) deny(w http.ResponseWriter, target, why string) {
